@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install train test test-all lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project (once; again when pyproject.toml changes)
+
+train: $(STAMP)  ## train the default agent on the embedded synthetic market
+	$(BIN)/python train.py $(ARGS)
+
+test: $(STAMP)  ## the default test suite (slow tests excluded)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-all: $(STAMP)  ## every test, slow ones included
+	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## run the benchmarks under experiments/ (each prints a table)
+	$(BIN)/python experiments/bench_env.py
+	$(BIN)/python experiments/bench_cartpole.py
+
+clean:  ## remove the virtualenv and caches (outputs/ is kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,135 @@
+"""Rollout storage and Generalised Advantage Estimation for PPO.
+
+The buffer holds ``n_steps × num_envs`` transitions in preallocated tensors; observations may be
+arrays or dicts of arrays (the trading env's market window + portfolio vector).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+Obs = torch.Tensor | dict[str, torch.Tensor]
+
+
+def obs_to_tensor(obs: np.ndarray | dict[str, np.ndarray], device: torch.device) -> Obs:
+    """Numpy observation (or dict of them) → tensors on ``device`` (zero-copy on CPU)."""
+    if isinstance(obs, dict):
+        return {k: torch.as_tensor(v, device=device) for k, v in obs.items()}
+    return torch.as_tensor(obs, device=device)
+
+
+def _index(obs: Obs, idx: torch.Tensor | slice | int) -> Obs:
+    if isinstance(obs, dict):
+        return {k: v[idx] for k, v in obs.items()}
+    return obs[idx]
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    last_value: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(λ) over [T, N] tensors. ``dones[t]`` says the episode ended with step t, so the
+    bootstrap from step t+1 is cut; truncations are bootstrapped by the caller beforehand
+    (their reward already holds γ·V(final observation)). Returns (advantages, returns)."""
+    n_steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last_gae = torch.zeros_like(last_value)
+    for t in reversed(range(n_steps)):
+        next_value = last_value if t == n_steps - 1 else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * not_done - values[t]
+        last_gae = delta + gamma * gae_lambda * not_done * last_gae
+        advantages[t] = last_gae
+    return advantages, advantages + values
+
+
+class RolloutBuffer:
+    """Fixed-size on-policy storage of one rollout; ``valid`` masks steps whose action the env
+    ignored (gymnasium's next-step autoreset), so they never enter the loss."""
+
+    def __init__(self, n_steps: int, num_envs: int, device: torch.device) -> None:
+        self.n_steps, self.num_envs, self.device = n_steps, num_envs, device
+        shape = (n_steps, num_envs)
+        self.obs: Obs | None = None
+        self.actions: torch.Tensor | None = None
+        self.log_probs = torch.zeros(shape, device=device)
+        self.values = torch.zeros(shape, device=device)
+        self.rewards = torch.zeros(shape, device=device)
+        self.dones = torch.zeros(shape, device=device)
+        self.truncated = torch.zeros(shape, dtype=torch.bool, device=device)
+        self.valid = torch.ones(shape, dtype=torch.bool, device=device)
+        self.advantages = torch.zeros(shape, device=device)
+        self.returns = torch.zeros(shape, device=device)
+
+    def _alloc_like(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((self.n_steps, *x.shape), dtype=x.dtype, device=self.device)
+
+    def add(
+        self,
+        step: int,
+        obs: Obs,
+        action: torch.Tensor,
+        log_prob: torch.Tensor,
+        value: torch.Tensor,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        if self.obs is None:  # allocate lazily from the first observation's shapes and dtypes
+            if isinstance(obs, dict):
+                self.obs = {k: self._alloc_like(v) for k, v in obs.items()}
+            else:
+                self.obs = self._alloc_like(obs)
+            self.actions = self._alloc_like(action)
+        if isinstance(obs, dict):
+            for k, v in obs.items():
+                self.obs[k][step].copy_(v)
+        else:
+            self.obs[step].copy_(obs)
+        self.actions[step].copy_(action)
+        self.log_probs[step] = log_prob
+        self.values[step] = value
+        self.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
+        term = torch.as_tensor(terminated, device=self.device)
+        trunc = torch.as_tensor(truncated, device=self.device)
+        self.dones[step] = (term | trunc).float()
+        self.truncated[step] = trunc & ~term
+        self.valid[step] = True if valid is None else torch.as_tensor(valid, device=self.device)
+
+    def flat(self) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
+        """Valid transitions flattened over (time, env) for minibatch sampling."""
+        mask = self.valid.reshape(-1)
+
+        def f(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, *x.shape[2:])[mask]
+
+        obs = {k: f(v) for k, v in self.obs.items()} if isinstance(self.obs, dict) else f(self.obs)
+        return {
+            "obs": obs,
+            "actions": f(self.actions),
+            "log_probs": f(self.log_probs),
+            "values": f(self.values),
+            "advantages": f(self.advantages),
+            "returns": f(self.returns),
+        }
+
+
+def minibatches(
+    size: int, n_minibatches: int, generator: torch.Generator | None, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Shuffled index batches covering ``size`` samples in ``n_minibatches`` near-equal parts."""
+    perm = torch.randperm(size, generator=generator).to(device)
+    yield from torch.tensor_split(perm, n_minibatches)
+
+
+def take(batch: dict, idx: torch.Tensor) -> dict:
+    """Rows ``idx`` of every tensor in a flat batch (observation dicts included)."""
+    return {k: _index(v, idx) for k, v in batch.items()}

@@ -1,0 +1,7 @@
+"""Lightning callbacks of our own; checkpointing, timers and progress bars are Lightning's."""
+
+from adan.callbacks.memory import MemoryMonitor
+from adan.callbacks.shutdown import GracefulShutdown
+from adan.callbacks.trading_metrics import TradingMetrics
+
+__all__ = ["GracefulShutdown", "MemoryMonitor", "TradingMetrics"]

@@ -1,0 +1,321 @@
+"""Structured config schemas for the Hydra tree.
+
+Each YAML option of a typed group lists its schema first in its defaults
+(``- /schema/agent@_here_: ppo``), so Hydra rejects a misspelt key or a value of the wrong type
+(``trading.fee_bps=abc``) while composing. Ranges are checked by ``validate_config``, which
+builds every typed node into its dataclass (running ``__post_init__``) before any work starts,
+and reports the full key of the first bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; the message names the full key."""
+
+
+def _check(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {rule}, got {value!r}")
+
+
+@dataclass
+class PPOConfig:
+    _target_: str = "adan.agents.PPO"
+    _partial_: bool = True
+    total_timesteps: int = 1_000_000
+    n_steps: int = 128
+    n_minibatches: int = 4
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    anneal_clip_range: bool = False
+    clip_range_vf: float | None = None
+    normalize_advantage: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    adam_eps: float = 1e-5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        k = "agent."
+        _check(self.total_timesteps > 0, k + "total_timesteps", "must be > 0", self.total_timesteps)
+        _check(self.n_steps > 0, k + "n_steps", "must be > 0", self.n_steps)
+        _check(self.n_minibatches > 0, k + "n_minibatches", "must be > 0", self.n_minibatches)
+        _check(self.n_epochs > 0, k + "n_epochs", "must be > 0", self.n_epochs)
+        _check(self.learning_rate > 0, k + "learning_rate", "must be > 0", self.learning_rate)
+        _check(0 < self.gamma <= 1, k + "gamma", "must be in (0, 1]", self.gamma)
+        _check(0 <= self.gae_lambda <= 1, k + "gae_lambda", "must be in [0, 1]", self.gae_lambda)
+        _check(0 < self.clip_range <= 1, k + "clip_range", "must be in (0, 1]", self.clip_range)
+        _check(
+            self.clip_range_vf is None or self.clip_range_vf > 0,
+            k + "clip_range_vf",
+            "must be > 0 or null",
+            self.clip_range_vf,
+        )
+        _check(self.ent_coef >= 0, k + "ent_coef", "must be >= 0", self.ent_coef)
+        _check(self.vf_coef >= 0, k + "vf_coef", "must be >= 0", self.vf_coef)
+        _check(self.max_grad_norm > 0, k + "max_grad_norm", "must be > 0", self.max_grad_norm)
+        _check(
+            self.target_kl is None or self.target_kl > 0,
+            k + "target_kl",
+            "must be > 0 or null",
+            self.target_kl,
+        )
+
+
+@dataclass
+class TradingSchema:
+    _target_: str = "adan.market.TradingConfig"
+    fee_bps: float = 5.0
+    half_spread_bps: float = 2.0
+    slippage_bps: float = 1.0
+    max_leverage: float = 1.0
+    allow_short: bool = True
+    action_mode: str = "continuous"
+    initial_cash: float = 10_000.0
+    ruin_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        k = "trading."
+        for name in ("fee_bps", "half_spread_bps", "slippage_bps"):
+            _check(getattr(self, name) >= 0, k + name, "must be >= 0", getattr(self, name))
+        _check(self.max_leverage > 0, k + "max_leverage", "must be > 0", self.max_leverage)
+        _check(
+            self.action_mode in ("continuous", "discrete"),
+            k + "action_mode",
+            "must be 'continuous' or 'discrete'",
+            self.action_mode,
+        )
+        _check(self.initial_cash > 0, k + "initial_cash", "must be > 0", self.initial_cash)
+        _check(
+            0 <= self.ruin_threshold < 1,
+            k + "ruin_threshold",
+            "must be in [0, 1)",
+            self.ruin_threshold,
+        )
+
+
+@dataclass
+class TradingEnvSchema:
+    _target_: str = "adan.envs.VecTradingEnv"
+    _partial_: bool = True
+    num_envs: int = 64
+    window: int = 64
+    episode_length: int = 256
+    autoreset_mode: str = "NextStep"
+    bars_per_year: int = 8760
+
+    def __post_init__(self) -> None:
+        k = "env."
+        _check(self.num_envs > 0, k + "num_envs", "must be > 0", self.num_envs)
+        _check(self.window > 1, k + "window", "must be > 1", self.window)
+        _check(self.episode_length > 0, k + "episode_length", "must be > 0", self.episode_length)
+        _check(
+            self.autoreset_mode in ("NextStep", "SameStep"),
+            k + "autoreset_mode",
+            "must be 'NextStep' or 'SameStep'",
+            self.autoreset_mode,
+        )
+        _check(self.bars_per_year > 0, k + "bars_per_year", "must be > 0", self.bars_per_year)
+
+
+@dataclass
+class GymEnvSchema:
+    _target_: str = "adan.envs.make_gym_vec_env"
+    env_id: str = "CartPole-v1"
+    num_envs: int = 8
+    episode_length: int | None = None  # time limit; None keeps the task's own
+    autoreset_mode: str = "NextStep"
+
+    def __post_init__(self) -> None:
+        _check(self.num_envs > 0, "env.num_envs", "must be > 0", self.num_envs)
+        _check(
+            self.episode_length is None or self.episode_length > 0,
+            "env.episode_length",
+            "must be > 0 or null",
+            self.episode_length,
+        )
+
+
+@dataclass
+class SimpleRewardSchema:
+    _target_: str = "adan.rewards.SimpleReward"
+    scale: float = 100.0
+
+    def __post_init__(self) -> None:
+        _check(self.scale > 0, "reward.scale", "must be > 0", self.scale)
+
+
+@dataclass
+class AdaptiveRewardSchema:
+    _target_: str = "adan.rewards.AdaptiveReward"
+    w_return: float = 1.0
+    w_sharpe: float = 1e-3
+    w_sortino: float = 1e-3
+    w_drawdown: float = 1.0
+    w_turnover: float = 1e-4
+    eta: float = 0.01
+    scale: float = 100.0
+    clip: float = 10.0
+
+    def __post_init__(self) -> None:
+        k = "reward."
+        for name in ("w_return", "w_sharpe", "w_sortino", "w_drawdown", "w_turnover"):
+            _check(getattr(self, name) >= 0, k + name, "must be >= 0", getattr(self, name))
+        _check(0 < self.eta < 1, k + "eta", "must be in (0, 1)", self.eta)
+        _check(self.clip > 0, k + "clip", "must be > 0", self.clip)
+        _check(self.scale > 0, k + "scale", "must be > 0", self.scale)
+
+
+@dataclass
+class CNNSchema:
+    _target_: str = "adan.models.CustomCNN"
+    _partial_: bool = True
+    channels: list[int] = field(default_factory=lambda: [32, 64])
+    kernel_sizes: list[int] = field(default_factory=lambda: [5, 3])
+    strides: list[int] | None = None
+    width_multiplier: float = 1.0
+    pooling: str = "avg"
+    dropout: float = 0.0
+    portfolio_hidden: int = 32
+    features_dim: int = 128
+    activation_fn: str = "relu"
+    norm: bool = True
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        k = "model.extractor."
+        _check(
+            len(self.channels) == len(self.kernel_sizes) > 0,
+            k + "channels",
+            f"must be non-empty and as long as kernel_sizes {list(self.kernel_sizes)}",
+            list(self.channels),
+        )
+        _check(
+            all(c > 0 for c in self.channels),
+            k + "channels",
+            "must be positive",
+            list(self.channels),
+        )
+        _check(
+            all(s > 0 for s in self.kernel_sizes),
+            k + "kernel_sizes",
+            "must be positive",
+            list(self.kernel_sizes),
+        )
+        _check(
+            self.width_multiplier > 0, k + "width_multiplier", "must be > 0", self.width_multiplier
+        )
+        _check(
+            self.pooling in ("avg", "max", "avgmax"),
+            k + "pooling",
+            "must be avg, max or avgmax",
+            self.pooling,
+        )
+        _check(0 <= self.dropout < 1, k + "dropout", "must be in [0, 1)", self.dropout)
+        _check(self.features_dim > 0, k + "features_dim", "must be > 0", self.features_dim)
+
+
+@dataclass
+class MLPSchema:
+    _target_: str = "adan.models.MLPExtractor"
+    _partial_: bool = True
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    activation_fn: str = "tanh"
+    layer_norm: bool = False
+
+    def __post_init__(self) -> None:
+        _check(
+            all(h > 0 for h in self.hidden_sizes),
+            "model.extractor.hidden_sizes",
+            "must be positive",
+            list(self.hidden_sizes),
+        )
+
+
+@dataclass
+class ActorCriticSchema:
+    _target_: str = "adan.models.ActorCritic"
+    _partial_: bool = True
+    extractor: Any = None
+    share_extractor: bool = True
+    pi_hidden: list[int] = field(default_factory=lambda: [64])
+    vf_hidden: list[int] = field(default_factory=lambda: [64])
+    activation_fn: str = "tanh"
+    log_std_init: float = -0.5
+    ortho_init: bool = True
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.extractor is not None, "model.extractor", "must be set", self.extractor)
+
+
+@dataclass
+class CNNModelSchema(ActorCriticSchema):
+    extractor: CNNSchema = field(default_factory=CNNSchema)
+
+
+@dataclass
+class MLPModelSchema(ActorCriticSchema):
+    extractor: MLPSchema = field(default_factory=MLPSchema)
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "agent": {"ppo": PPOConfig},
+    "trading": {"default": TradingSchema},
+    "env": {"trading": TradingEnvSchema, "gym": GymEnvSchema},
+    "reward": {"simple": SimpleRewardSchema, "adaptive": AdaptiveRewardSchema},
+    "model": {"cnn": CNNModelSchema, "mlp": MLPModelSchema},
+}
+
+
+def register_configs() -> None:
+    """Store every schema under ``schema/<group>/<name>`` for the YAML options to extend."""
+    cs = ConfigStore.instance()
+    for group, options in SCHEMAS.items():
+        for name, node in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+def _check_keys(node: DictConfig, prefix: str) -> None:
+    """Refuse keys a schema does not know (Hydra lets ``+key=value`` append them)."""
+    kind = OmegaConf.get_type(node)
+    if not is_dataclass(kind):
+        return
+    known = {f.name for f in fields(kind)}
+    for key in node:
+        if key not in known:
+            raise ConfigError(
+                f"{prefix}.{key} is not a setting of {kind.__name__}; known keys: {sorted(known)}"
+            )
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _check_keys(child, f"{prefix}.{key}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Range-check every typed group of a composed config; raise ConfigError naming the key."""
+    for group in SCHEMAS:
+        node = cfg.get(group)
+        if node is None or OmegaConf.get_type(node) in (dict, None):
+            continue
+        _check_keys(node, group)
+        try:
+            OmegaConf.to_object(node)
+        except ConfigError:
+            raise
+        except ValueError as err:  # raised inside a nested __post_init__ and wrapped by OmegaConf
+            cause = err.__cause__ or err.__context__
+            raise (cause if isinstance(cause, ConfigError) else err) from None

@@ -1,0 +1,29 @@
+"""Plain gymnasium tasks (CartPole and friends) as VectorEnvs for the same PPO."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+
+def make_gym_vec_env(
+    env_id: str = "CartPole-v1",
+    num_envs: int = 8,
+    episode_length: int | None = None,
+    autoreset_mode: str = "NextStep",
+) -> gym.vector.VectorEnv:
+    """``gymnasium.make_vec`` (synchronous) with episode statistics recorded in ``info``;
+    ``episode_length`` replaces the task's time limit."""
+    extra = {} if episode_length is None else {"max_episode_steps": episode_length}
+    try:
+        env = gym.make_vec(
+            env_id,
+            num_envs=num_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode(autoreset_mode)},
+            **extra,
+        )
+    except gym.error.Error as err:
+        raise ValueError(f"env.env_id={env_id!r} cannot be made: {err}") from err
+    return RecordEpisodeStatistics(env)

@@ -1,0 +1,83 @@
+"""Single trading environment: a gymnasium.Env over a one-env `MarketSimulator`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from adan.data.bars import MarketData
+from adan.envs.spaces import action_space, observation_space
+from adan.market.config import TradingConfig
+from adan.market.simulator import MarketSimulator
+from adan.rewards.base import RewardFunction
+
+
+def _scalars(info: dict[str, Any]) -> dict[str, Any]:
+    """Env 0 of a vector-format info, as plain Python scalars (masks dropped)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        out[key] = _scalars(value) if isinstance(value, dict) else value[0].item()
+    return out
+
+
+class TradingEnv(gym.Env):
+    """One account trading ``data``; see `MarketSimulator` for timing, actions and spaces.
+
+    Observation: dict ``market`` float32 [window, A, F] and ``portfolio`` float32 [A + 4].
+    Action: Box [-1, 1]^A (continuous) or MultiDiscrete (discrete), see `adan.envs.spaces`.
+    ``reset(seed=s)`` reproduces env i of a `VecTradingEnv` reset with seed ``s - i``.
+    Info per step: fee, spread, slippage, turnover, equity, drawdown, reward_components; at
+    the end of an episode also ``trading`` (episode metrics). Add gymnasium's
+    RecordEpisodeStatistics wrapper for ``episode``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        data: MarketData,
+        trading: TradingConfig,
+        reward: RewardFunction,
+        window: int = 64,
+        episode_length: int = 512,
+        seed: int | None = None,
+        bars_per_year: float = 8760,
+    ) -> None:
+        self.simulator = MarketSimulator(
+            data, 1, window, episode_length, trading, reward, seed, bars_per_year
+        )
+        self.observation_space = observation_space(window, data.num_assets, data.num_features)
+        self.action_space = action_space(self.simulator.trading, data.num_assets)
+        self._needs_reset = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        obs = self.simulator.reset(seed=None if seed is None else [seed])
+        self._needs_reset = False
+        return {key: value[0] for key, value in obs.items()}, {}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("TradingEnv.step called before reset() or after the episode ended")
+        obs, reward, terminated, truncated, info = self.simulator.step(np.asarray(action)[None])
+        done_t, done_tr = bool(terminated[0]), bool(truncated[0])
+        self._needs_reset = done_t or done_tr
+        info.pop("episode", None)
+        info.pop("_episode", None)
+        single_obs = {key: value[0] for key, value in obs.items()}
+        return single_obs, float(reward[0]), done_t, done_tr, _scalars(info)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"simulator": self.simulator.get_state(), "needs_reset": self._needs_reset}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.simulator.set_state(state["simulator"])
+        self._needs_reset = bool(state["needs_reset"])

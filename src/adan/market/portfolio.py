@@ -1,0 +1,112 @@
+"""Batched portfolio book: cash, positions and PnL of N accounts over A assets, in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_STATE = (
+    "cash",
+    "units",
+    "avg_price",
+    "realised_pnl",
+    "equity",
+    "peak",
+    "drawdown",
+    "turnover",
+)
+
+
+class Portfolio:
+    """N independent accounts trading A assets; every field is an array over the batch.
+
+    ``units`` are signed holdings (negative = short); ``avg_price`` is the average entry price
+    of the open position (average-cost accounting). ``realised_pnl`` is the gain on closed
+    quantities minus every cost paid, so ``equity == initial_cash + realised_pnl +
+    unrealised_pnl(prices)`` at the prices the book was last marked at. ``turnover`` is the
+    episode's cumulative traded notional in units of equity at the fill.
+    """
+
+    def __init__(self, num_envs: int, num_assets: int, initial_cash: float) -> None:
+        self.initial_cash = float(initial_cash)
+        n, a = num_envs, num_assets
+        self.cash = np.full(n, self.initial_cash)
+        self.units = np.zeros((n, a))
+        self.avg_price = np.zeros((n, a))
+        self.realised_pnl = np.zeros(n)
+        self.equity = np.full(n, self.initial_cash)
+        self.peak = np.full(n, self.initial_cash)
+        self.drawdown = np.zeros(n)
+        self.turnover = np.zeros(n)
+
+    def reset(self, idx: np.ndarray | slice) -> None:
+        """Empty the accounts ``idx``: all cash, no position."""
+        self.cash[idx] = self.initial_cash
+        self.units[idx] = 0.0
+        self.avg_price[idx] = 0.0
+        self.realised_pnl[idx] = 0.0
+        self.equity[idx] = self.initial_cash
+        self.peak[idx] = self.initial_cash
+        self.drawdown[idx] = 0.0
+        self.turnover[idx] = 0.0
+
+    def value(self, prices: np.ndarray) -> np.ndarray:
+        """Equity [N] if marked at ``prices`` [N, A] (does not change the book)."""
+        return self.cash + np.einsum("na,na->n", self.units, prices)
+
+    def rebalance(
+        self, target_units: np.ndarray, prices: np.ndarray, costs: np.ndarray
+    ) -> np.ndarray:
+        """Fill every account to ``target_units`` at ``prices`` [N, A], paying ``costs`` [N].
+
+        Returns the signed traded units [N, A]. Realised PnL and average entry prices follow
+        average-cost accounting: reducing a position realises (price - avg) on the closed part;
+        adding averages in; opening or flipping starts a new average at the fill price.
+        """
+        old = self.units
+        delta = target_units - old
+        closing = old * delta < 0
+        closed = np.copysign(np.minimum(np.abs(delta), np.abs(old)), old)
+        closed *= closing
+        realised = np.einsum("na,na->n", closed, prices - self.avg_price)
+
+        adding = old * delta > 0
+        avg = self.avg_price
+        np.divide(old * avg + delta * prices, target_units, out=avg, where=adding)
+        np.copyto(avg, prices, where=(old * target_units <= 0) & (target_units != 0))
+        avg *= target_units != 0
+
+        self.cash -= np.einsum("na,na->n", delta, prices)
+        self.cash -= costs
+        self.realised_pnl += realised
+        self.realised_pnl -= costs
+        self.units = target_units
+        return delta
+
+    def mark(self, prices: np.ndarray) -> np.ndarray:
+        """Value the book at ``prices`` [N, A]; update equity, peak and drawdown; return equity."""
+        equity = self.value(prices)
+        self.equity = equity
+        np.maximum(self.peak, equity, out=self.peak)
+        self.drawdown = 1.0 - equity / self.peak
+        return equity
+
+    def unrealised_pnl(self, prices: np.ndarray) -> np.ndarray:
+        """Open-position PnL [N] at ``prices`` [N, A] versus average entry prices."""
+        return np.einsum("na,na->n", self.units, prices - self.avg_price)
+
+    def weights(self, prices: np.ndarray) -> np.ndarray:
+        """Signed position values as fractions of equity [N, A] at ``prices``."""
+        return self.units * prices / self.equity[:, None]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name).copy() for name in _STATE}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for name in _STATE:
+            current = getattr(self, name)
+            value = np.asarray(state[name], dtype=np.float64)
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"portfolio.{name} has shape {value.shape}, expected {current.shape}"
+                )
+            setattr(self, name, value.copy())

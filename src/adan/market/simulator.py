@@ -1,0 +1,339 @@
+"""The batched market core: N trading accounts stepping over one `MarketData` in lockstep.
+
+Both gymnasium envs are thin views of this class, so they cannot disagree. Every step is a
+fixed number of array operations over the batch; no Python loop runs over envs or assets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from adan.data.bars import MarketData
+from adan.market.config import TradingConfig
+from adan.market.episode import EpisodeStats
+from adan.market.execution import CostModel
+from adan.market.portfolio import Portfolio
+from adan.market.rng import BatchRNG, SeedLike
+from adan.market.sizing import target_weights
+from adan.rewards.base import RewardFunction, StepOutcome
+from adan.rewards.simple import SimpleReward
+
+Obs = dict[str, np.ndarray]
+STEP_INFO_KEYS = ("fee", "spread", "slippage", "turnover", "equity", "drawdown")
+
+
+class MarketSimulator:
+    """N envs trading the A assets of ``data`` with target-weight orders and realistic fills.
+
+    **Timing (no look-ahead).** An env "at bar t" has seen bars <= t. ``step(actions)``
+    decides at t's close; orders fill at bar t+1's open; costs
+    ``|notional| * (fee + half_spread + slippage) bps`` are paid in cash; the book is marked at
+    t+1's close, and the env is at bar t+1.
+
+    **Actions** ([N, A]): continuous, a target position per asset as a fraction of equity in
+    [-1, 1] (times ``max_leverage``; clipped to [0, 1] when shorting is off); discrete,
+    {0: short, 1: flat, 2: long} per asset, or {0: flat, 1: long} when shorting is off. If
+    gross exposure exceeds ``max_leverage`` all weights are scaled down together.
+
+    **Observation** (dict of fresh arrays, safe to keep):
+
+    - ``market``: float32 [N, window, A, F], features of bars t-window+1 .. t (oldest first).
+    - ``portfolio``: float32 [N, A + 4]: weight per asset (position value / equity, at t's
+      close), cash / equity, log(equity / initial_cash), drawdown from the episode's peak,
+      fraction of the episode elapsed.
+
+    **Episodes** start at a random bar t0 in [window - 1, T - episode_length - 2] drawn from
+    each env's own stream (env i of a batch seeded ``s`` uses seed ``s + i``), run for
+    ``episode_length`` steps (truncated) unless equity drops below ``ruin_threshold *
+    initial_cash`` first (terminated; then truncated is False). The last start leaves one
+    spare bar so that stepping a finished env (see ``reset_mask``) still reads real data.
+
+    **Info** (vector-env format: each key has a ``_key`` bool mask): per-step [N] arrays
+    ``fee``, ``spread``, ``slippage`` (cash paid), ``turnover`` (traded notional / equity),
+    ``equity``, ``drawdown`` and ``reward_components`` {name: [N]}; when an episode ends,
+    ``episode`` {r, l, t} (as gymnasium's RecordEpisodeStatistics) and ``trading``
+    {log_return, sharpe, max_drawdown, win_rate, turnover, costs, trades, final_equity}.
+    """
+
+    def __init__(
+        self,
+        data: MarketData,
+        num_envs: int,
+        window: int = 64,
+        episode_length: int = 512,
+        trading: TradingConfig | None = None,
+        reward: RewardFunction | None = None,
+        seed: SeedLike = None,
+        bars_per_year: float = 24 * 365,
+    ) -> None:
+        for name, value in (
+            ("num_envs", num_envs),
+            ("window", window),
+            ("episode_length", episode_length),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(f"env.{name} must be a positive integer, got {value!r}")
+        if bars_per_year <= 0:
+            raise ValueError(f"env.bars_per_year must be > 0, got {bars_per_year!r}")
+        num_bars = len(data)
+        if num_bars < window + episode_length + 1:
+            raise ValueError(
+                f"MarketData has {num_bars} bars; window={window} + episode_length="
+                f"{episode_length} + 1 spare bar need at least {window + episode_length + 1}"
+            )
+        self.data = data
+        self.num_envs, self.window, self.episode_length = (
+            int(num_envs),
+            int(window),
+            int(episode_length),
+        )
+        self.num_assets, self.num_features = data.num_assets, data.num_features
+        self.trading = trading if trading is not None else TradingConfig()
+        self.reward_fn = reward if reward is not None else SimpleReward()
+        self.cost_model = CostModel.from_config(self.trading)
+        self.bars_per_year = float(bars_per_year)
+
+        self._open = self._prices(data.open, "open")
+        self._close = self._prices(data.close, "close")
+        feats = np.ascontiguousarray(data.features, dtype=np.float32)
+        s_t, s_a, s_f = feats.strides
+        # Zero-copy [T-W+1, W, A, F] view: row j is the window ending at bar j + W - 1.
+        self._windows = as_strided(
+            feats,
+            shape=(num_bars - window + 1, window, self.num_assets, self.num_features),
+            strides=(s_t, s_t, s_a, s_f),
+            writeable=False,
+        )
+        self._first_start = window - 1
+        self._last_start = num_bars - episode_length - 2
+        init = self.trading.initial_cash
+        self._ruin_level = max(self.trading.ruin_threshold * init, 1e-9 * init)
+
+        n = self.num_envs
+        self.portfolio = Portfolio(n, self.num_assets, init)
+        self.stats = EpisodeStats(n, init, self.bars_per_year)
+        self.rng = BatchRNG(n, seed)
+        self.t = np.zeros(n, dtype=np.int64)  # current bar: observation uses bars <= t
+        self.start = np.zeros(n, dtype=np.int64)  # bar each episode started at
+        self.step_count = np.zeros(n, dtype=np.int64)  # steps taken in the episode
+        self._all_true = np.ones(n, dtype=bool)
+        self._all_true.flags.writeable = False
+        self.reward_fn.reset(n)
+        self._last_obs: Obs = {}
+        self.reset()
+
+    @staticmethod
+    def _prices(prices: np.ndarray, name: str) -> np.ndarray:
+        out = np.ascontiguousarray(prices, dtype=np.float64)
+        if not (np.isfinite(out).all() and (out > 0).all()):
+            raise ValueError(f"MarketData.{name} must be finite and > 0 to trade at")
+        return out
+
+    # ----------------------------------------------------------------------------- reset
+    def reset(
+        self, envs: np.ndarray | None = None, seed: SeedLike = None, out: Obs | None = None
+    ) -> Obs:
+        """Start new episodes for ``envs`` (bool mask [N] or indices; None = all).
+
+        ``seed``: None continues each env's stream; an int gives env i the seed ``seed + i``;
+        a sequence gives one seed per reset env. Returns the observation of all envs: for a
+        partial reset the others keep their last observation. With ``out`` the reset rows are
+        written into that observation in place (and it is returned).
+        """
+        idx = self._indices(envs)
+        if seed is not None:
+            self.rng.seed(idx, seed)
+        self._reset_rows(idx)
+        if envs is None:
+            obs = self.observe()
+        else:
+            obs = out if out is not None else {k: v.copy() for k, v in self._last_obs.items()}
+            market, portfolio = self._observe(idx, self._close[self.t[idx]])
+            obs["market"][idx] = market
+            obs["portfolio"][idx] = portfolio
+        self._last_obs = obs
+        return obs
+
+    def _indices(self, envs: np.ndarray | None) -> np.ndarray:
+        if envs is None:
+            return np.arange(self.num_envs)
+        envs = np.asarray(envs)
+        if envs.dtype == bool:
+            if envs.shape != (self.num_envs,):
+                raise ValueError(f"reset mask has shape {envs.shape}, expected ({self.num_envs},)")
+            return np.flatnonzero(envs)
+        return envs.astype(np.int64).reshape(-1)
+
+    def _reset_rows(self, idx: np.ndarray) -> None:
+        start = self.rng.integers(idx, self._first_start, self._last_start + 1)
+        self.t[idx] = start
+        self.start[idx] = start
+        self.step_count[idx] = 0
+        self.portfolio.reset(idx)
+        self.stats.reset(idx)
+        mask = np.zeros(self.num_envs, dtype=bool)
+        mask[idx] = True
+        self.reward_fn.reset_envs(mask)
+
+    # ------------------------------------------------------------------------------ step
+    def step(
+        self, actions: np.ndarray, reset_mask: np.ndarray | None = None
+    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Advance every env one bar. Returns (obs, reward [N] float32, terminated [N],
+        truncated [N], info).
+
+        Envs in ``reset_mask`` (bool [N]) start a new episode instead and their actions are
+        ignored: reward 0, not done, zero costs (gymnasium's next-step autoreset).
+        """
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, self.num_assets):
+            actions = actions.reshape(self.num_envs, self.num_assets)
+        pf = self.portfolio
+        weights = target_weights(actions, self.trading)
+        t1 = self.t + 1
+        fill_price = self._open[t1]
+        mark_price = self._close[t1]
+
+        prev_equity = pf.equity
+        prev_drawdown = pf.drawdown
+        equity_open = np.maximum(pf.value(fill_price), self._ruin_level)
+        target_units = weights * (equity_open[:, None] / fill_price)
+        delta = target_units - pf.units
+        traded = np.einsum("na,na->n", np.abs(delta), fill_price)
+        costs = self.cost_model.costs(traded)
+        pf.rebalance(target_units, fill_price, costs.total)
+        equity = pf.mark(mark_price)
+
+        safe_equity = np.maximum(equity, self._ruin_level)
+        net_log_return = np.log(safe_equity / prev_equity)
+        turnover = traded / equity_open
+        outcome = StepOutcome(
+            net_log_return=net_log_return,
+            gross_log_return=np.log((safe_equity + costs.total) / prev_equity),
+            net_return=equity / prev_equity - 1.0,
+            cost_fraction=costs.total / prev_equity,
+            turnover=turnover,
+            exposure=np.abs(weights).sum(axis=1),
+            drawdown=pf.drawdown,
+            prev_drawdown=prev_drawdown,
+        )
+        reward, components = self.reward_fn(outcome)
+        pf.turnover += turnover
+        self.stats.update(
+            reward,
+            outcome.net_return,
+            pf.drawdown,
+            turnover,
+            costs.total,
+            outcome.exposure > 0,
+            np.count_nonzero(delta, axis=1),
+        )
+        self.step_count += 1
+        self.t = t1
+
+        terminated = equity < self._ruin_level
+        truncated = self.step_count >= self.episode_length
+        truncated &= ~terminated
+        info = self._step_info(
+            costs.fee, costs.spread, costs.slippage, turnover, equity, components
+        )
+
+        resetting = reset_mask is not None and reset_mask.any()
+        if resetting:
+            terminated &= ~reset_mask
+            truncated &= ~reset_mask
+        done = terminated | truncated
+        if done.any():
+            info.update(self.stats.summary(done, equity))
+        if resetting:
+            self._reset_rows(np.flatnonzero(reset_mask))
+            reward[reset_mask] = 0.0
+            self._clear_step_info(info, reset_mask)
+        market, portfolio = self._observe(slice(None), mark_price)  # reset rows: no units held
+        obs = {"market": market, "portfolio": portfolio}
+        self._last_obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def _step_info(self, fee, spread, slippage, turnover, equity, components) -> dict:
+        every = self._all_true
+        comps: dict[str, np.ndarray] = {}
+        for name, value in components.items():
+            comps[name] = value
+            comps["_" + name] = every
+        return {
+            "fee": fee,
+            "spread": spread,
+            "slippage": slippage,
+            "turnover": turnover,
+            "equity": equity.copy(),
+            "drawdown": self.portfolio.drawdown.copy(),
+            "reward_components": comps,
+            "_fee": every,
+            "_spread": every,
+            "_slippage": every,
+            "_turnover": every,
+            "_equity": every,
+            "_drawdown": every,
+            "_reward_components": every,
+        }
+
+    def _clear_step_info(self, info: dict, mask: np.ndarray) -> None:
+        """Rows of envs that were reset this step describe a fresh account."""
+        for key in ("fee", "spread", "slippage", "turnover", "drawdown"):
+            info[key][mask] = 0.0
+        info["equity"][mask] = self.trading.initial_cash
+        comps = info["reward_components"]
+        for name in comps:
+            if not name.startswith("_"):
+                comps[name] = np.where(mask, 0.0, comps[name])
+
+    # ------------------------------------------------------------------------ observation
+    def _observe(
+        self, rows: np.ndarray | slice, prices: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh (market, portfolio) arrays of envs ``rows``, the book valued at ``prices``."""
+        pf = self.portfolio
+        a = self.num_assets
+        market = self._windows[self.t[rows] - self._first_start]
+        equity = pf.equity[rows]
+        portfolio = np.empty((len(equity), a + 4), dtype=np.float32)
+        np.divide(pf.units[rows] * prices, equity[:, None], out=portfolio[:, :a])
+        np.divide(pf.cash[rows], equity, out=portfolio[:, a])
+        np.log(np.maximum(equity, self._ruin_level) / pf.initial_cash, out=portfolio[:, a + 1])
+        portfolio[:, a + 2] = pf.drawdown[rows]
+        np.divide(self.step_count[rows], self.episode_length, out=portfolio[:, a + 3])
+        return market, portfolio
+
+    def observe(self) -> Obs:
+        """The observation of every env now (fresh arrays)."""
+        market, portfolio = self._observe(slice(None), self._close[self.t])
+        return {"market": market, "portfolio": portfolio}
+
+    # ------------------------------------------------------------------------- checkpoint
+    def get_state(self) -> dict:
+        """Everything needed to continue bit-exactly: book, clocks, streams, stats, reward."""
+        return {
+            "t": self.t.copy(),
+            "start": self.start.copy(),
+            "step_count": self.step_count.copy(),
+            "portfolio": self.portfolio.state_dict(),
+            "stats": self.stats.state_dict(),
+            "rng": self.rng.state_dict(),
+            "reward": self.reward_fn.state_dict(),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Restore what ``get_state`` returned (same data, batch size and configuration)."""
+        if np.shape(state["t"]) != (self.num_envs,):
+            raise ValueError(
+                f"state is for {np.shape(state['t'])[0]} envs, simulator has {self.num_envs}"
+            )
+        self.t = np.asarray(state["t"], dtype=np.int64).copy()
+        self.start = np.asarray(state["start"], dtype=np.int64).copy()
+        self.step_count = np.asarray(state["step_count"], dtype=np.int64).copy()
+        self.portfolio.load_state_dict(state["portfolio"])
+        self.stats.load_state_dict(state["stats"])
+        self.rng.load_state_dict(state["rng"])
+        self.reward_fn.load_state_dict(state["reward"])
+        self._last_obs = self.observe()

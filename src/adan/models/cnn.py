@@ -1,0 +1,116 @@
+"""CustomCNN: a Conv1d stack over the market window, fused with an MLP over portfolio state.
+
+Input is the trading observation ``{"market": [B, W, A, F], "portfolio": [B, P]}``. The window
+becomes a sequence of length W with A·F channels, so every conv filter sees every asset's
+features at once (cross-asset structure) and slides along time only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gymnasium as gym
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from adan.models.mlp import activation
+
+
+class CustomCNN(nn.Module):
+    """Conv1d blocks (conv → norm → activation → dropout) → global pooling, concatenated with an
+    MLP embedding of the portfolio vector, then a fused linear layer of width ``features_dim``.
+
+    ``width_multiplier`` scales every conv width (one knob for sweeps).
+    ``gradient_checkpointing`` recomputes the conv blocks in the backward pass to trade compute
+    for activation memory (useful for long windows on GPU).
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Dict,
+        channels: Sequence[int] = (32, 64),
+        kernel_sizes: Sequence[int] = (5, 3),
+        strides: Sequence[int] | None = None,
+        width_multiplier: float = 1.0,
+        pooling: str = "avg",
+        dropout: float = 0.0,
+        portfolio_hidden: int = 32,
+        features_dim: int = 128,
+        activation_fn: str = "relu",
+        norm: bool = True,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if (
+            not isinstance(observation_space, gym.spaces.Dict)
+            or "market" not in observation_space.spaces
+        ):
+            raise ValueError(
+                "CustomCNN needs a Dict observation with a 'market' window [W, A, F]; "
+                f"got {observation_space}. Use model=mlp for vector observations."
+            )
+        if len(channels) != len(kernel_sizes):
+            raise ValueError(
+                f"model.channels {list(channels)} and model.kernel_sizes {list(kernel_sizes)} "
+                "must have the same length"
+            )
+        strides = strides or [1] * len(channels)
+        channels = [max(1, round(c * width_multiplier)) for c in channels]
+        window, n_assets, n_feat = observation_space["market"].shape
+        act = activation(activation_fn)
+        blocks: list[nn.Module] = []
+        in_ch = n_assets * n_feat
+        for out_ch, k, s in zip(channels, kernel_sizes, strides, strict=True):
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv1d(in_ch, out_ch, kernel_size=k, stride=s, padding=k // 2),
+                    nn.GroupNorm(1, out_ch) if norm else nn.Identity(),
+                    act(),
+                    nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                )
+            )
+            in_ch = out_ch
+        self.blocks = nn.ModuleList(blocks)
+        if pooling not in ("avg", "max", "avgmax"):
+            raise ValueError(f"model.pooling must be 'avg', 'max' or 'avgmax', got {pooling!r}")
+        self.pooling = pooling
+        pooled = in_ch * (2 if pooling == "avgmax" else 1)
+        # The last bar's activations are kept as well: pooling alone blurs "what happens now".
+        pooled += in_ch
+        self.has_portfolio = "portfolio" in observation_space.spaces
+        p_dim = observation_space["portfolio"].shape[0] if self.has_portfolio else 0
+        self.portfolio_net = (
+            nn.Sequential(nn.Linear(p_dim, portfolio_hidden), act()) if self.has_portfolio else None
+        )
+        fused_in = pooled + (portfolio_hidden if self.has_portfolio else 0)
+        self.fuse = nn.Sequential(nn.Linear(fused_in, features_dim), act())
+        self.gradient_checkpointing = gradient_checkpointing
+        self.out_dim = features_dim
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            if self.gradient_checkpointing and self.training and x.requires_grad:
+                x = checkpoint(block, x, use_reentrant=False)
+            elif self.gradient_checkpointing and self.training:
+                x = checkpoint(block, x.requires_grad_(), use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        market = obs["market"].float()  # [B, W, A, F]
+        b, w = market.shape[:2]
+        x = market.reshape(b, w, -1).transpose(1, 2)  # [B, A·F, W]
+        x = self._conv(x)
+        last = x[:, :, -1]
+        if self.pooling == "avg":
+            pooled = x.mean(dim=2)
+        elif self.pooling == "max":
+            pooled = x.amax(dim=2)
+        else:
+            pooled = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+        parts = [pooled, last]
+        if self.portfolio_net is not None:
+            parts.append(self.portfolio_net(obs["portfolio"].float()))
+        return self.fuse(torch.cat(parts, dim=1))

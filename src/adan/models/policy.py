@@ -1,0 +1,169 @@
+"""Actor-critic: a feature extractor (shared or one per head) with policy and value heads.
+
+Box actions get a diagonal Gaussian with a state-independent learned log-std (as in PPO's
+paper and Stable-Baselines3); Discrete and MultiDiscrete actions get Categorical heads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+from adan.models.mlp import activation
+
+ExtractorFactory = Callable[[gym.Space], nn.Module]
+
+
+def _mlp(in_dim: int, sizes: Sequence[int], act: type[nn.Module]) -> tuple[nn.Module, int]:
+    layers: list[nn.Module] = []
+    for h in sizes:
+        layers += [nn.Linear(in_dim, h), act()]
+        in_dim = h
+    return nn.Sequential(*layers), in_dim
+
+
+def _orthogonal_init(module: nn.Module, gain: float) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear | nn.Conv1d):
+            nn.init.orthogonal_(m.weight, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class ActorCritic(nn.Module):
+    """π(a|s) and V(s) over one observation space.
+
+    Args:
+        extractor: factory ``space -> nn.Module`` exposing ``out_dim`` (a ``_partial_`` config
+            of CustomCNN or MLPExtractor).
+        share_extractor: one extractor for both heads (CNN default) or a copy per head
+            (the usual choice for small MLP tasks such as CartPole).
+        pi_hidden / vf_hidden: extra hidden layers of each head.
+        log_std_init: initial log standard deviation of the Gaussian head.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        extractor: ExtractorFactory,
+        share_extractor: bool = True,
+        pi_hidden: Sequence[int] = (64,),
+        vf_hidden: Sequence[int] = (64,),
+        activation_fn: str = "tanh",
+        log_std_init: float = -0.5,
+        ortho_init: bool = True,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.observation_space, self.action_space = observation_space, action_space
+        act = activation(activation_fn)
+        self.pi_extractor = extractor(observation_space)
+        self.vf_extractor = self.pi_extractor if share_extractor else extractor(observation_space)
+        self.share_extractor = share_extractor
+        pi_body, pi_dim = _mlp(self.pi_extractor.out_dim, pi_hidden, act)
+        vf_body, vf_dim = _mlp(self.vf_extractor.out_dim, vf_hidden, act)
+        self.pi_body, self.vf_body = pi_body, vf_body
+        self.value_head = nn.Linear(vf_dim, 1)
+
+        if isinstance(action_space, gym.spaces.Box):
+            self.kind = "gaussian"
+            self.action_dim = int(np.prod(action_space.shape))
+            self.mean_head = nn.Linear(pi_dim, self.action_dim)
+            self.log_std = nn.Parameter(torch.full((self.action_dim,), float(log_std_init)))
+        elif isinstance(action_space, gym.spaces.Discrete):
+            self.kind = "categorical"
+            self.nvec = [int(action_space.n)]
+            self.logits_head = nn.Linear(pi_dim, int(action_space.n))
+        elif isinstance(action_space, gym.spaces.MultiDiscrete):
+            self.kind = "multicategorical"
+            self.nvec = [int(n) for n in action_space.nvec.ravel()]
+            self.logits_head = nn.Linear(pi_dim, sum(self.nvec))
+        else:
+            raise ValueError(f"unsupported action space {action_space}")
+
+        if ortho_init:
+            # Gains from the PPO implementation details study: √2 for bodies, 0.01 for the policy
+            # output (near-uniform initial policy), 1 for the value output.
+            for body in (self.pi_extractor, self.vf_extractor, self.pi_body, self.vf_body):
+                _orthogonal_init(body, math.sqrt(2))
+            _orthogonal_init(self.mean_head if self.kind == "gaussian" else self.logits_head, 0.01)
+            _orthogonal_init(self.value_head, 1.0)
+
+        self._features = self._compute_heads
+        if compile:
+            self._features = torch.compile(self._compute_heads)
+
+    def _compute_heads(self, obs):  # noqa: ANN001 - tensor or dict of tensors
+        pi_feat = self.pi_extractor(obs)
+        vf_feat = pi_feat if self.share_extractor else self.vf_extractor(obs)
+        pi = self.pi_body(pi_feat)
+        value = self.value_head(self.vf_body(vf_feat)).squeeze(-1)
+        out = self.mean_head(pi) if self.kind == "gaussian" else self.logits_head(pi)
+        return out, value
+
+    def _distributions(self, head: torch.Tensor) -> list[torch.distributions.Distribution]:
+        if self.kind == "gaussian":
+            std = self.log_std.exp().expand_as(head)
+            return [Normal(head.float(), std.float(), validate_args=False)]
+        logits = torch.split(head.float(), self.nvec, dim=-1)
+        return [Categorical(logits=lg, validate_args=False) for lg in logits]
+
+    def _reshape_action(self, action: torch.Tensor) -> torch.Tensor:
+        if self.kind == "gaussian":
+            return action.reshape(action.shape[0], *self.action_space.shape)
+        if self.kind == "multicategorical":
+            return action.reshape(action.shape[0], *self.action_space.shape)
+        return action.squeeze(-1)
+
+    def _flat_action(self, action: torch.Tensor) -> torch.Tensor:
+        if self.kind == "gaussian":
+            return action.reshape(action.shape[0], -1)
+        if self.kind == "multicategorical":
+            return action.reshape(action.shape[0], -1).long()
+        return action.reshape(-1, 1).long()
+
+    def _log_prob_entropy(
+        self, dists: list, flat_action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.kind == "gaussian":
+            d = dists[0]
+            return d.log_prob(flat_action).sum(-1), d.entropy().sum(-1)
+        logp = sum(d.log_prob(flat_action[:, i]) for i, d in enumerate(dists))
+        ent = sum(d.entropy() for d in dists)
+        return logp, ent
+
+    def forward(self, obs, deterministic: bool = False):  # noqa: ANN001
+        """Sample (or take the mode of) an action: returns (action, log_prob, value)."""
+        head, value = self._features(obs)
+        dists = self._distributions(head)
+        if self.kind == "gaussian":
+            flat = dists[0].mean if deterministic else dists[0].sample()
+        else:
+            picks = [d.probs.argmax(-1) if deterministic else d.sample() for d in dists]
+            flat = torch.stack(picks, dim=-1)
+        logp, _ = self._log_prob_entropy(dists, flat)
+        return self._reshape_action(flat), logp, value
+
+    def evaluate_actions(self, obs, action: torch.Tensor):  # noqa: ANN001
+        """(log_prob, entropy, value) of given actions, for the PPO loss."""
+        head, value = self._features(obs)
+        dists = self._distributions(head)
+        logp, ent = self._log_prob_entropy(dists, self._flat_action(action))
+        return logp, ent, value
+
+    def value(self, obs) -> torch.Tensor:  # noqa: ANN001
+        return self._features(obs)[1]
+
+    def to_env_action(self, action: torch.Tensor) -> np.ndarray:
+        """Tensor action → numpy for the env; Box actions are clipped to the space bounds."""
+        a = action.detach().cpu().numpy()
+        if self.kind == "gaussian":
+            return np.clip(a, self.action_space.low, self.action_space.high).astype(np.float32)
+        return a.astype(np.int64)

@@ -1,0 +1,146 @@
+"""The train task: compose components from the config, train PPO, summarise against baselines.
+
+``train.py`` is a thin Hydra entry point around :func:`train`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from adan.config import validate_config
+from adan.evaluation.gym_eval import GymEvaluator
+
+log = logging.getLogger(__name__)
+
+
+def build_task(cfg: DictConfig) -> tuple[Any, Any, dict]:
+    """(training VectorEnv, validation evaluator, market splits or {}) for the configured task.
+
+    With a ``data`` group the task is trading on that market; without one (experiment=cartpole)
+    it is the plain gymnasium task named by ``env.env_id``.
+    """
+    if cfg.get("data") is None:
+        env = instantiate(cfg.env)
+        return env, GymEvaluator(cfg.env.env_id, n_episodes=cfg.eval_episodes), {}
+
+    from adan.evaluation.backtest import TradingEvaluator
+
+    pipeline = instantiate(cfg.data)
+    splits = pipeline.build()
+    log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
+    trading = instantiate(cfg.trading)
+    env_factory = instantiate(cfg.env)
+    env = env_factory(
+        data=splits["train"], trading=trading, reward=instantiate(cfg.reward), seed=cfg.seed
+    )
+    evaluator = TradingEvaluator(
+        data=splits["val"],
+        trading=trading,
+        reward=instantiate(cfg.reward),
+        window=cfg.env.window,
+        bars_per_year=cfg.env.bars_per_year,
+    )
+    return env, evaluator, splits
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one agent; returns the final summary (and writes it to ``summary.json``)."""
+    validate_config(cfg)
+    torch.set_num_threads(int(cfg.torch_threads))
+    pl.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+
+    env, evaluator, splits = build_task(cfg)
+    module = instantiate(cfg.agent)(env=env, policy=instantiate(cfg.model), evaluator=evaluator)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    # One epoch is one PPO iteration; trainer.max_epochs may stop earlier (annealing schedules
+    # still span agent.total_timesteps, so a stopped run resumes exactly where it left off).
+    max_epochs = cfg.trainer.get("max_epochs") or module.num_updates
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, max_epochs=max_epochs, callbacks=callbacks, logger=loggers or False
+    )
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    log.info(
+        "training %d PPO iterations of %d steps (%d envs x %d) = %d env steps",
+        module.num_updates,
+        module.batch_per_rollout,
+        module.num_envs,
+        module.hparams.n_steps,
+        module.num_updates * module.batch_per_rollout,
+    )
+    try:
+        trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+        summary = summarise(cfg, module, evaluator, splits)
+        _finish_loggers(loggers, summary)
+    finally:
+        _close_wandb(loggers)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("summary written to %s", out_dir / "summary.json")
+    return summary
+
+
+def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dict[str, Any]:
+    """Score the final policy: for trading, on the train and val splits beside buy-and-hold;
+    for gym tasks, the deterministic evaluation episodes."""
+    policy = module.policy.eval()
+    summary: dict[str, Any] = {"env_steps": module.env_steps, "iterations": module.current_epoch}
+    if not splits:
+        summary["val"] = {"agent": evaluator(policy)}
+    else:
+        from adan.evaluation.backtest import TradingEvaluator, print_summary
+
+        # In-sample reference on the most recent stretch of the training split, as long as the
+        # validation split (a full pass over train would cost several times the validation).
+        train = splits["train"]
+        recent = train.slice(max(0, len(train) - len(splits["val"])), len(train), name="train")
+        train_eval = TradingEvaluator(
+            data=recent,
+            trading=evaluator.trading,
+            reward=evaluator.reward,
+            window=evaluator.window,
+            bars_per_year=evaluator.bars_per_year,
+        )
+        summary["train"] = train_eval.compare(policy)
+        summary["val"] = evaluator.compare(policy)
+        print_summary(summary)
+    metric = cfg.get("optimized_metric")
+    if metric:
+        split, name = metric.split("/", 1)
+        summary["objective"] = {
+            metric: float(summary.get(split, {}).get("agent", {}).get(name, float("nan")))
+        }
+    return summary
+
+
+def _finish_loggers(loggers: list, summary: dict) -> None:
+    flat = {
+        f"summary/{split}/{who}/{k}": v
+        for split in ("train", "val")
+        if split in summary
+        for who, metrics in summary[split].items()
+        for k, v in metrics.items()
+    }
+    for lg in loggers:
+        lg.log_metrics(flat)
+        lg.save()
+
+
+def _close_wandb(loggers: list) -> None:
+    """Each Hydra multirun job must end its W&B run, or the next job would reuse it."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            import wandb
+
+            wandb.finish()

@@ -1,0 +1,91 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from adan.data import FEATURES, Bars, SyntheticMarket, compute_features
+from adan.data.features import DEFAULT_FEATURES
+
+
+@pytest.fixture(scope="module")
+def bars() -> Bars:
+    return SyntheticMarket(n_bars=600, seed=3).generate()
+
+
+def test_shape_dtype_warmup(bars):
+    x, warmup = compute_features(bars, DEFAULT_FEATURES)
+    assert x.shape == (600, 2, len(DEFAULT_FEATURES)) and x.dtype == np.float64
+    assert warmup == max(FEATURES[n].warmup for n in DEFAULT_FEATURES)
+    assert np.isfinite(x[warmup:]).all()
+    assert np.isnan(x[warmup - 1]).any()  # warm-up rows are NaN, never zero-filled
+    for i, name in enumerate(DEFAULT_FEATURES):
+        w = FEATURES[name].warmup
+        assert np.isnan(x[:w, :, i]).all() and np.isfinite(x[w:, :, i]).all(), name
+
+
+def test_known_values(bars):
+    x, _ = compute_features(bars, ["log_return", "momentum_24", "rsi_14", "bollinger"])
+    c = bars.close
+    np.testing.assert_allclose(x[100, :, 0], np.log(c[100] / c[99]))
+    np.testing.assert_allclose(x[100, :, 1], np.log(c[100] / c[76]))
+    assert (np.abs(x[14:, :, 2]) <= 1).all()
+    window = c[81:101]
+    expected = (c[100] - window.mean(0)) / (2 * window.std(0, ddof=1))
+    np.testing.assert_allclose(x[100, :, 3], expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("t", [40, 250, 598])
+def test_causal_future_bars_do_not_change_the_past(bars, t):
+    rng = np.random.default_rng(t)
+    future = slice(t + 1, None)
+
+    def scramble(a: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[future] *= np.exp(rng.normal(0, 0.3, size=a[future].shape))
+        return a
+
+    high, low = scramble(bars.high), scramble(bars.low)
+    high[future], low[future] = high[future] * 1.5, low[future] * 0.5
+    changed = replace(
+        bars,
+        open=scramble(bars.open),
+        high=high,
+        low=low,
+        close=scramble(bars.close),
+        volume=scramble(bars.volume),
+    )
+    names = sorted(FEATURES)
+    before, _ = compute_features(bars, names)
+    after, _ = compute_features(changed, names)
+    np.testing.assert_array_equal(before[: t + 1], after[: t + 1])  # bit-identical
+    assert not np.array_equal(before[t + 1 :], after[t + 1 :])
+
+
+def test_vectorised_over_assets_matches_single_asset(bars):
+    x, _ = compute_features(bars, DEFAULT_FEATURES)
+    one = Bars(
+        timestamps=bars.timestamps,
+        assets=bars.assets[1:],
+        open=bars.open[:, 1:],
+        high=bars.high[:, 1:],
+        low=bars.low[:, 1:],
+        close=bars.close[:, 1:],
+        volume=bars.volume[:, 1:],
+    )
+    y, _ = compute_features(one, DEFAULT_FEATURES)
+    np.testing.assert_allclose(x[:, 1:], y, equal_nan=True)
+
+
+def test_flat_prices_give_zeros_not_nan(bars):
+    flat = np.full_like(bars.close, 10.0)
+    b = replace(bars, open=flat, high=flat, low=flat, close=flat, volume=np.ones_like(flat))
+    x, warmup = compute_features(b, DEFAULT_FEATURES)
+    assert np.isfinite(x[warmup:]).all()
+
+
+def test_unknown_feature_name():
+    b = SyntheticMarket(n_bars=50).generate()
+    with pytest.raises(ValueError, match="'momentum_99'.*valid names.*momentum_24"):
+        compute_features(b, ["log_return", "momentum_99"])
+    with pytest.raises(ValueError, match="duplicate"):
+        compute_features(b, ["log_return", "log_return"])

@@ -1,0 +1,146 @@
+"""`python train.py` end to end: what a researcher runs, checked by what it writes."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.e2e.conftest import run_train
+
+
+def read_metrics(out):
+    return pd.read_csv(out / "csv" / "metrics.csv")
+
+
+def test_default_debug_run_writes_checkpoint_metrics_and_summary(tmp_path):
+    out = tmp_path / "run"
+    proc = run_train(out, "debug=fast")
+    summary = json.loads((out / "summary.json").read_text())
+    for split in ("train", "val"):
+        assert set(summary[split]) == {"agent", "buy_and_hold"}
+        assert {"total_return", "sharpe", "max_drawdown", "turnover", "costs"} <= set(
+            summary[split]["agent"]
+        )
+    assert "val/sharpe" in summary["objective"]
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    assert list((out / "checkpoints").glob("best-iter*.ckpt"))
+    metrics = read_metrics(out)
+    for col in (
+        "train/policy_loss",
+        "train/value_loss",
+        "train/entropy",
+        "train/approx_kl",
+        "train/clipfrac",
+        "train/explained_variance",
+        "time/sps",
+        "train/episode_return",
+        "trading/sharpe",
+        "trading/max_drawdown",
+        "trading/costs",
+        "val/sharpe",
+        "memory/process_rss_mib",
+    ):
+        assert col in metrics.columns, col
+        assert metrics[col].notna().any(), col
+    assert "buy-and-hold" in proc.stdout  # the closing summary table
+    assert (out / ".hydra" / "config.yaml").exists()
+
+
+def test_cnn_with_adaptive_reward_logs_each_reward_component(tmp_path):
+    out = tmp_path / "run"
+    run_train(out, "model=cnn", "reward=adaptive", "debug=fast")
+    cols = read_metrics(out).columns
+    comps = [c for c in cols if c.startswith("reward/")]
+    assert len(comps) >= 4, cols.tolist()
+
+
+def test_mlp_model_trains(tmp_path):
+    out = tmp_path / "run"
+    run_train(out, "model=mlp", "debug=fast")
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    assert any(k.startswith("policy.pi_extractor.net") for k in ckpt["state_dict"])
+
+
+def test_wandb_logger_runs_offline_without_api_key(tmp_path):
+    out = tmp_path / "run"
+    env = {"WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
+    run_train(out, "logger=wandb", "debug=fast", env=env, timeout=300)
+    runs = list(out.glob("wandb/offline-run-*"))
+    assert runs, list(out.rglob("*"))[:20]
+    assert list(runs[0].glob("*.wandb"))
+
+
+def test_short_cartpole_experiment(tmp_path):
+    out = tmp_path / "run"
+    run_train(
+        out,
+        "experiment=cartpole",
+        "agent.total_timesteps=4096",
+        "trainer.check_val_every_n_epoch=8",
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] > 3000
+    assert summary["val"]["agent"]["mean_return"] > 0
+    metrics = read_metrics(out)
+    assert metrics["train/episode_return"].notna().any()
+
+
+def test_resume_from_last_checkpoint_continues_exactly(tmp_path):
+    """4 iterations straight == 2 iterations, stop, resume from last.ckpt for 2 more."""
+    common = [
+        "debug=fast",
+        "agent.total_timesteps=2048",
+        "agent.n_steps=32",
+        "env.num_envs=16",
+        "trainer.check_val_every_n_epoch=100",
+        "callbacks.model_checkpoint.monitor=null",
+    ]
+    straight, first, resumed = tmp_path / "straight", tmp_path / "first", tmp_path / "resumed"
+    run_train(straight, *common)
+    run_train(first, *common, "trainer.max_epochs=2")
+    run_train(resumed, *common, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    half = torch.load(first / "checkpoints" / "last.ckpt", weights_only=False)
+    assert half["epoch"] == 2 and a["epoch"] == b["epoch"] == 4  # epochs completed
+    assert a["adan_state"]["env_steps"] == b["adan_state"]["env_steps"] == 2048
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=0, msg=key)
+    assert not torch.equal(
+        half["state_dict"]["policy.value_head.weight"], a["state_dict"]["policy.value_head.weight"]
+    )
+
+
+def test_bad_config_value_fails_before_training_and_names_the_key(tmp_path):
+    proc = run_train(tmp_path / "run", "agent.clip_range=-1", check=False)
+    assert proc.returncode != 0
+    assert "agent.clip_range" in proc.stderr + proc.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_optuna_sweep_runs_trials_into_sqlite(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT
+
+    db = tmp_path / "study.db"
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "hparams_search=ppo_optuna",
+        "hydra.sweeper.n_trials=4",
+        "debug=fast",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage=sqlite:///{db}",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with sqlite3.connect(db) as con:
+        states = [r[0] for r in con.execute("select state from trials")]
+    assert states.count("COMPLETE") == 4
+    assert (tmp_path / "sweep" / "optimization_results.yaml").exists()

@@ -1,0 +1,28 @@
+"""Train a PPO agent: `python train.py [group=option ...] [key=value ...]` (see README)."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+(ROOT / "outputs" / "optuna").mkdir(parents=True, exist_ok=True)  # Optuna's SQLite lives here
+
+from adan.config import register_configs  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from adan.training import train
+
+    summary = train(cfg)
+    objective = summary.get("objective", {})
+    return next(iter(objective.values()), None)  # the value an Optuna sweep maximises
+
+
+if __name__ == "__main__":
+    main()

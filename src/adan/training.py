@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         module.num_updates * module.batch_per_rollout,
     )
     try:
+        t0 = time.perf_counter()
         trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+        train_seconds = time.perf_counter() - t0
         summary = summarise(cfg, module, evaluator, splits)
+        summary["train_seconds"] = train_seconds
         _finish_loggers(loggers, summary)
     finally:
         _close_wandb(loggers)
@@ -96,6 +100,9 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
     summary: dict[str, Any] = {"env_steps": module.env_steps, "iterations": module.current_epoch}
     if not splits:
         summary["val"] = {"agent": evaluator(policy)}
+        # Validation episodes also decided early stopping; fresh seeds give an unbiased score.
+        fresh = GymEvaluator(evaluator.env_id, evaluator.n_episodes, seed=evaluator.seed + 10_000)
+        summary["test"] = {"agent": fresh(policy)}
     else:
         from adan.evaluation.backtest import TradingEvaluator, print_summary
 

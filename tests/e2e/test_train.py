@@ -1,12 +1,14 @@
 """`python train.py` end to end: what a researcher runs, checked by what it writes."""
 
 import json
+import sqlite3
+import subprocess
+import sys
 
 import pandas as pd
-import pytest
 import torch
 
-from tests.e2e.conftest import run_train
+from tests.e2e.conftest import ROOT, run_train
 
 
 def read_metrics(out):
@@ -119,14 +121,7 @@ def test_bad_config_value_fails_before_training_and_names_the_key(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.slow
 def test_optuna_sweep_runs_trials_into_sqlite(tmp_path):
-    import sqlite3
-    import subprocess
-    import sys
-
-    from tests.e2e.conftest import ROOT
-
     db = tmp_path / "study.db"
     cmd = [
         sys.executable,
@@ -144,3 +139,9 @@ def test_optuna_sweep_runs_trials_into_sqlite(tmp_path):
         states = [r[0] for r in con.execute("select state from trials")]
     assert states.count("COMPLETE") == 4
     assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
+    # each trial is its own job directory with its own summary and objective
+    objectives = [
+        json.loads((tmp_path / "sweep" / str(i) / "summary.json").read_text())["objective"]
+        for i in range(4)
+    ]
+    assert all("val/sharpe" in o for o in objectives)

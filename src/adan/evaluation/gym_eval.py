@@ -5,29 +5,34 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 
 
 class GymEvaluator:
-    """Runs ``n_episodes`` episodes with the policy's deterministic action (seeds
-    ``seed, seed+1, …``, disjoint from training's) and reports the mean and std of returns."""
+    """Runs ``n_episodes`` episodes at once (one per sub-env of a synchronous VectorEnv, seeds
+    ``seed, seed+1, …``, disjoint from training's) with the policy's deterministic action, and
+    reports the mean and std of their returns."""
 
     def __init__(self, env_id: str, n_episodes: int = 10, seed: int = 10_000) -> None:
         self.env_id, self.n_episodes, self.seed = env_id, n_episodes, seed
 
     @torch.no_grad()
     def __call__(self, policy: torch.nn.Module) -> dict[str, float]:
-        env = gym.make(self.env_id)
+        env = gym.make_vec(
+            self.env_id,
+            num_envs=self.n_episodes,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.NEXT_STEP},  # finished envs are ignored
+        )
         device = next(policy.parameters()).device
-        returns = []
-        for i in range(self.n_episodes):
-            obs, _ = env.reset(seed=self.seed + i)
-            total, done = 0.0, False
-            while not done:
-                x = torch.as_tensor(obs[None], dtype=torch.float32, device=device)
-                action, _, _ = policy(x, deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(policy.to_env_action(action)[0])
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+        obs, _ = env.reset(seed=self.seed)
+        returns = np.zeros(self.n_episodes)
+        running = np.ones(self.n_episodes, dtype=bool)
+        while running.any():
+            x = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            action, _, _ = policy(x, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(policy.to_env_action(action))
+            returns += np.where(running, reward, 0.0)
+            running &= ~(terminated | truncated)
         env.close()
-        return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
+        return {"mean_return": float(returns.mean()), "std_return": float(returns.std())}

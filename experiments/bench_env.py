@@ -1,6 +1,6 @@
 """Throughput of `VecTradingEnv`: env-steps/s and observation bytes/s versus batch size.
 
-Two observation sizes: (a) the default, window 64 x 2 assets x 9 features; (b) a small one,
+Two observation sizes: (a) the default, window 32 x 2 assets x 9 features; (b) a small one,
 window 32 x 1 asset x 2 features (gym-anytrading's size). Random actions are generated up
 front, the market is a synthetic random walk of 20,000 bars, each cell runs ~1.5 s.
 Each thread setting runs in its own process (the variables must be set before numpy loads).
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-CASES = {"a": (64, 2, 9), "b": (32, 1, 2)}  # window, assets, features
+CASES = {"a": (32, 2, 9), "b": (32, 1, 2)}  # window, assets, features (a = conf default)
 BATCHES = (1, 64, 1024, 4096)
 NUM_BARS = 20_000
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

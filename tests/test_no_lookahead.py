@@ -1,5 +1,5 @@
 """No look-ahead from raw bars to the decision: rewriting every bar after t changes neither the
-observation at t nor the policy's action there."""
+observation at t (after trading every bar up to t) nor the policy's action there."""
 
 from dataclasses import replace
 from functools import partial
@@ -50,21 +50,24 @@ def test_future_bars_do_not_move_observation_or_decision():
 
     torch.manual_seed(0)
     trading = TradingConfig()
+    actions = np.sin(np.arange(cut))[:, None] * np.array([1.0, -0.5])  # trades every bar
     obs_at_cut = []
     for data in (base, other):
+        # one episode over the whole split: it starts at bar window-1, deterministically
         env = VecTradingEnv(
             data,
             trading,
             SimpleReward(),
             num_envs=1,
             window=window,
-            episode_length=len(data) - window - 2,
+            episode_length=len(data) - window - 1,
             seed=0,
         )
-        env.reset(seed=0)
-        sim = env.simulator
-        sim.t[:] = cut
-        obs_at_cut.append(sim.observe())
+        obs, _ = env.reset(seed=0)
+        while env.simulator.t[0] < cut:  # trade up to the cut: fills, costs, marks
+            obs, *_ = env.step(actions[env.simulator.t[0]][None].astype(np.float32))
+        assert env.simulator.t[0] == cut
+        obs_at_cut.append(obs)
     np.testing.assert_array_equal(obs_at_cut[0]["market"], obs_at_cut[1]["market"])
     np.testing.assert_array_equal(obs_at_cut[0]["portfolio"], obs_at_cut[1]["portfolio"])
 

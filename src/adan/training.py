@@ -84,7 +84,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
         train_seconds = time.perf_counter() - t0
         summary = summarise(cfg, module, evaluator, splits)
-        summary["train_seconds"] = train_seconds
+        summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
+        summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only
         _finish_loggers(loggers, summary)
     finally:
         _close_wandb(loggers)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from adan.data import MarketData, MarketPipeline, SyntheticMarket
+from adan.data import MarketData, MarketPipeline, SyntheticMarket, compute_features
 from adan.data.features import DEFAULT_FEATURES
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2, "embargo": 5}
@@ -51,7 +51,14 @@ def test_scaler_in_meta_fitted_on_train(built):
     train = built["train"]
     scaler = train.meta["scaler"]
     assert np.asarray(scaler["mean"]).shape == (2, len(DEFAULT_FEATURES))
-    assert scaler is built["test"].meta["scaler"] or scaler == built["test"].meta["scaler"]
+    assert scaler == built["test"].meta["scaler"]  # every split is normalised with train's
+    raw, _ = compute_features(SyntheticMarket(n_bars=3000, seed=7).generate(), DEFAULT_FEATURES)
+    start, stop = train.meta["bar_range"]
+    np.testing.assert_allclose(
+        scaler["mean"], np.nanmean(raw[start:stop], axis=0), rtol=1e-9, atol=1e-12
+    )
+    everything = np.nanmean(raw[train.meta["warmup"] :], axis=0)
+    assert not np.allclose(scaler["mean"], everything)  # would pass only if fitted on all rows
     np.testing.assert_allclose(train.features.mean(axis=0), 0, atol=0.05)
     np.testing.assert_allclose(train.features.std(axis=0), 1, atol=0.05)
 

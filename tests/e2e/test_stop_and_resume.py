@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from tests.e2e.conftest import ROOT, run_train
@@ -19,7 +20,10 @@ LONG = [
 ]
 
 
-def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    "sig, reason", [(signal.SIGTERM, "(SIGTERM)"), (signal.SIGINT, "(signal)")]
+)
+def test_signal_saves_a_resumable_checkpoint(tmp_path, sig, reason):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={out}", *LONG]
     proc = subprocess.Popen(
@@ -31,9 +35,9 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
         time.sleep(0.2)
     assert last.exists(), "no checkpoint appeared before the deadline"
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
-    assert "saved" in output and "(SIGTERM)" in output, output[-2000:]
+    assert "saved" in output and reason in output, output[-2000:]
     ckpt = torch.load(last, weights_only=False)
     stopped_at = ckpt["epoch"]
     assert 1 <= stopped_at < 10_000_000 // 512

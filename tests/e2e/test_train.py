@@ -83,7 +83,7 @@ def test_short_cartpole_experiment(tmp_path):
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["env_steps"] > 3000
-    assert summary["val"]["agent"]["mean_return"] > 0
+    assert summary["val"]["agent"]["mean_return"] > 50  # a random policy scores about 20
     metrics = read_metrics(out)
     assert metrics["train/episode_return"].notna().any()
 

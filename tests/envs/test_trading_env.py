@@ -23,10 +23,10 @@ def test_check_env_passes_without_warnings(market, mode, allow_short):
 def test_spaces_and_info(market):
     env = TradingEnv(market, TradingConfig(), SimpleReward(), window=16, episode_length=5)
     assert env.observation_space["market"].shape == (16, 2, 3)
-    assert env.observation_space["portfolio"].shape == (6,)
+    assert env.observation_space["portfolio"].shape == (4,)
     assert env.action_space.shape == (2,)
     obs, info = env.reset(seed=1)
-    np.testing.assert_array_equal(obs["portfolio"], [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(obs["portfolio"], [0, 0, 1, 0])
     for _ in range(5):
         obs, reward, term, trunc, info = env.step(np.array([0.5, -0.5], dtype=np.float32))
     assert isinstance(reward, float) and trunc and not term

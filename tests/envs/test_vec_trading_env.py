@@ -25,7 +25,7 @@ def make(mode="NextStep", n=4, data=None, **kw):
 
 
 def fresh_portfolio(n_assets=2):
-    return np.array([0.0] * n_assets + [1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    return np.array([0.0] * n_assets + [1.0, 0.0], dtype=np.float32)
 
 
 def test_spaces_metadata_and_observations():
@@ -33,7 +33,7 @@ def test_spaces_metadata_and_observations():
     assert env.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
     assert env.single_observation_space["market"].shape == (8, 2, 3)
     assert env.observation_space["market"].shape == (5, 8, 2, 3)
-    assert env.observation_space["portfolio"].shape == (5, 6)
+    assert env.observation_space["portfolio"].shape == (5, 4)
     assert env.single_action_space.shape == (2,) and env.action_space.shape == (5, 2)
     obs, info = env.reset(seed=0)
     assert obs in env.observation_space and info == {}
@@ -57,7 +57,7 @@ def test_next_step_autoreset_ignores_action_and_returns_reset_obs():
     for _ in range(L):
         obs, r, te, tr, info = env.step(np.full((3, 2), 0.5, dtype=np.float32))
     assert tr.all() and not te.any() and info["_episode"].all()
-    np.testing.assert_allclose(obs["portfolio"][:, -1], 1.0)  # the final obs, not a reset one
+    np.testing.assert_allclose(obs["portfolio"][:, :2], 0.5, atol=0.02)  # final obs: still invested
     np.testing.assert_allclose(info["episode"]["r"], env.simulator.stats.reward, rtol=1e-12)
 
     state = env.get_state()

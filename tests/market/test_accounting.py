@@ -152,7 +152,8 @@ def test_observation_window_is_the_last_window_bars():
     for i, t in enumerate(sim.t):
         np.testing.assert_array_equal(obs["market"][i], data.features[t - 9 : t + 1])
     assert obs["market"].dtype == np.float32 and obs["portfolio"].dtype == np.float32
-    np.testing.assert_allclose(obs["portfolio"][:, -1], 1 / 30)  # fraction of episode elapsed
+    assert obs["portfolio"].shape == (5, 2 + 2)  # weights, cash fraction, drawdown
+    np.testing.assert_allclose(obs["portfolio"][:, 2], 1.0)  # flat book: all cash
 
 
 def test_rejects_data_too_short_and_bad_prices():

@@ -88,7 +88,7 @@ def test_trading_summary_matches_the_equity_path(market):
     tr = info["trading"]
     assert info["_trading"].all()
     np.testing.assert_allclose(tr["log_return"], np.log(equity[-1] / 10_000), rtol=1e-10)
-    sharpe = returns.mean(0) / returns.std(0) * np.sqrt(252)
+    sharpe = returns.mean(0) / returns.std(0, ddof=1) * np.sqrt(252)
     np.testing.assert_allclose(tr["sharpe"], sharpe, rtol=1e-6)
     np.testing.assert_allclose(
         tr["max_drawdown"], (1 - equity / np.maximum.accumulate(equity)).max(0)

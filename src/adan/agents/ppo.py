@@ -93,6 +93,7 @@ class PPO(pl.LightningModule):
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._buffer: RolloutBuffer | None = None
         self._reward_sums: dict[str, tuple[float, int]] = {}
+        self.iteration_seconds = 0.0  # time in rollouts and updates (this process)
         self._shuffle = torch.Generator().manual_seed(seed)
 
     # ---------------------------------------------------------------- Lightning plumbing
@@ -113,7 +114,13 @@ class PPO(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         if self._obs is None:  # a fresh run; a resumed one restored _obs from its checkpoint
-            self._obs, _ = self.env.reset(seed=self.hparams.seed)
+            # Under DDP every process must collect different experience: offset the seeds.
+            rank = self.global_rank
+            seed = self.hparams.seed + rank * 100_003
+            if rank:
+                torch.manual_seed(seed)
+                self._shuffle.manual_seed(seed)
+            self._obs, _ = self.env.reset(seed=seed)
             self._prev_done[:] = False
 
     # ---------------------------------------------------------------- rollout
@@ -141,7 +148,9 @@ class PPO(pl.LightningModule):
             self._record_reward_components(info, valid)
             self._obs = obs
             self._prev_done = np.logical_or(terminated, truncated)
-        self.env_steps += self.batch_per_rollout  # env.step calls × envs, autoreset steps included
+        # env.step calls × envs (autoreset steps included), summed over DDP processes
+        world = self._trainer.world_size if self._trainer is not None else 1
+        self.env_steps += self.batch_per_rollout * world
 
         last_value = self.policy.value(obs_to_tensor(self._obs, self.device))
         if next_step:
@@ -205,7 +214,8 @@ class PPO(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         hp = self.hparams
         t0 = time.perf_counter()
-        progress = self.current_epoch / self.num_updates  # fraction of training already done
+        # fraction of training already done (capped: trainer.max_epochs may exceed the plan)
+        progress = min(1.0, self.current_epoch / self.num_updates)
         lr = hp.learning_rate * (1.0 - progress) if hp.anneal_lr else hp.learning_rate
         clip = hp.clip_range * (1.0 - progress) if hp.anneal_clip_range else hp.clip_range
         opt = self.optimizers()
@@ -268,6 +278,7 @@ class PPO(pl.LightningModule):
         var_y = torch.var(y)
         explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y - y_hat) / var_y)
         elapsed = time.perf_counter() - t0
+        self.iteration_seconds += elapsed
         metrics = {
             "train/policy_loss": _mean(stats["pg"]),
             "train/value_loss": _mean(stats["vf"]),
@@ -317,6 +328,7 @@ class PPO(pl.LightningModule):
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -331,6 +343,8 @@ class PPO(pl.LightningModule):
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def _mean(xs: list[float]) -> float:

@@ -174,7 +174,7 @@ class AdaptiveRewardSchema:
         k = "reward."
         for name in ("w_return", "w_sharpe", "w_sortino", "w_drawdown", "w_turnover"):
             _check(getattr(self, name) >= 0, k + name, "must be >= 0", getattr(self, name))
-        _check(0 < self.eta < 1, k + "eta", "must be in (0, 1)", self.eta)
+        _check(0 < self.eta <= 1, k + "eta", "must be in (0, 1]", self.eta)
         _check(self.clip > 0, k + "clip", "must be > 0", self.clip)
         _check(self.scale > 0, k + "scale", "must be > 0", self.scale)
 
@@ -319,3 +319,17 @@ def validate_config(cfg: DictConfig) -> None:
         except ValueError as err:  # raised inside a nested __post_init__ and wrapped by OmegaConf
             cause = err.__cause__ or err.__context__
             raise (cause if isinstance(cause, ConfigError) else err) from None
+    _check_across_groups(cfg)
+
+
+def _check_across_groups(cfg: DictConfig) -> None:
+    """Rules that tie two groups together."""
+    agent, env = cfg.get("agent"), cfg.get("env")
+    if agent is not None and env is not None:
+        batch = agent.n_steps * env.num_envs
+        _check(
+            agent.n_minibatches <= batch,
+            "agent.n_minibatches",
+            f"must be <= agent.n_steps x env.num_envs = {batch}",
+            agent.n_minibatches,
+        )

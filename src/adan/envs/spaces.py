@@ -9,17 +9,19 @@ from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
 
 _BIG = float(np.finfo(np.float32).max)
+PORTFOLIO_EXTRA = 2  # cash fraction, drawdown
 
 
 def observation_space(window: int, num_assets: int, num_features: int) -> spaces.Dict:
     """``market``: float32 [window, A, F] feature window (oldest bar first);
-    ``portfolio``: float32 [A + 4] = weight per asset, cash fraction, log(equity / initial),
-    drawdown, fraction of the episode elapsed. Bounded only by the float32 range: features
-    are normalised, not clipped (finite bounds keep gymnasium's checker quiet)."""
+    ``portfolio``: float32 [A + 2] = weight per asset, cash fraction, drawdown. Only
+    quantities that mean the same in a 256-bar training episode and a years-long backtest
+    (no episode clock, no equity level). Bounded only by the float32 range: features are
+    normalised, not clipped (finite bounds keep gymnasium's checker quiet)."""
     return spaces.Dict(
         {
             "market": spaces.Box(-_BIG, _BIG, (window, num_assets, num_features), np.float32),
-            "portfolio": spaces.Box(-_BIG, _BIG, (num_assets + 4,), np.float32),
+            "portfolio": spaces.Box(-_BIG, _BIG, (num_assets + PORTFOLIO_EXTRA,), np.float32),
         }
     )
 

@@ -27,7 +27,7 @@ def _scalars(info: dict[str, Any]) -> dict[str, Any]:
 class TradingEnv(gym.Env):
     """One account trading ``data``; see `MarketSimulator` for timing, actions and spaces.
 
-    Observation: dict ``market`` float32 [window, A, F] and ``portfolio`` float32 [A + 4].
+    Observation: dict ``market`` float32 [window, A, F] and ``portfolio`` float32 [A + 2].
     Action: Box [-1, 1]^A (continuous) or MultiDiscrete (discrete), see `adan.envs.spaces`.
     ``reset(seed=s)`` reproduces env i of a `VecTradingEnv` reset with seed ``s - i``.
     Info per step: fee, spread, slippage, turnover, equity, drawdown, reward_components; at

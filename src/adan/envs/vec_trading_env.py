@@ -19,7 +19,7 @@ class VecTradingEnv(VectorEnv):
     """``num_envs`` accounts stepped together by array operations (no per-env Python loop).
 
     Spaces: ``single_observation_space`` is Dict(market: float32 [window, A, F], portfolio:
-    float32 [A + 4]); ``single_action_space`` Box [-1, 1]^A or MultiDiscrete; the batched
+    float32 [A + 2]); ``single_action_space`` Box [-1, 1]^A or MultiDiscrete; the batched
     spaces add a leading [num_envs] axis. Observations are fresh arrays every call.
 
     Autoreset (``metadata["autoreset_mode"]``, gymnasium 1.x semantics):

@@ -23,7 +23,6 @@ from adan.rewards.base import RewardFunction
 @dataclass
 class BacktestResult:
     equity: np.ndarray  # [n+1] equity at the start bar's close, then after each bar
-    positions: np.ndarray  # [n, A] weights held after each bar
     turnover: float
     costs: float  # cash paid in fees, spread and slippage, as a fraction of initial cash
     start: int  # bar index (within the split) of the first decision
@@ -52,26 +51,23 @@ def run_backtest(
     obs = sim.reset(seed=0)
     start = int(sim.t[0])
     device = next(policy.parameters()).device
-    equity, positions = [trading.initial_cash], []
+    equity = [trading.initial_cash]
     turnover = costs = 0.0
     with torch.no_grad():
         for _ in range(length):
             action, _, _ = policy(obs_to_tensor(obs, device), deterministic=True)
             obs, _, terminated, truncated, info = sim.step(policy.to_env_action(action))
             equity.append(float(info["equity"][0]))
-            positions.append(obs["portfolio"][0, : data.num_assets].copy())
             turnover += float(info["turnover"][0])
             costs += float(info["fee"][0] + info["spread"][0] + info["slippage"][0])
             if terminated[0] or truncated[0]:
                 break
-    return BacktestResult(
-        np.asarray(equity), np.asarray(positions), turnover, costs / trading.initial_cash, start
-    )
+    return BacktestResult(np.asarray(equity), turnover, costs / trading.initial_cash, start)
 
 
 class TradingEvaluator:
     """Scores a policy on one split: ``__call__`` gives the agent's metrics (for ``val/…``),
-    ``compare`` the agent beside buy-and-hold and staying flat."""
+    ``compare`` the agent beside buy-and-hold."""
 
     def __init__(
         self,
@@ -81,6 +77,12 @@ class TradingEvaluator:
         window: int,
         bars_per_year: float,
     ) -> None:
+        split = data.meta.get("split", "evaluation")
+        if len(data) < window + 2:
+            raise ValueError(
+                f"the {split} split has {len(data)} bars; a backtest with env.window={window} "
+                f"needs at least {window + 2}: lengthen the data or change data.split"
+            )
         self.data, self.trading, self.reward = data, trading, reward
         self.window, self.bars_per_year = window, bars_per_year
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from adan.data.bars import MarketData
 from adan.market.config import TradingConfig
+from adan.market.execution import CostModel
 
 
 def buy_and_hold_equity(data: MarketData, start: int, trading: TradingConfig) -> np.ndarray:
@@ -14,7 +15,7 @@ def buy_and_hold_equity(data: MarketData, start: int, trading: TradingConfig) ->
     ``equity[k]`` the value at bar ``start+k``'s close. Units are held, not rebalanced."""
     cash0 = trading.initial_cash
     open_, close = data.open[start + 1], data.close[start + 1 :]
-    cost_rate = (trading.fee_bps + trading.half_spread_bps + trading.slippage_bps) / 1e4
+    cost_rate = CostModel.from_config(trading).total_rate
     budget = cash0 / (1.0 + cost_rate)  # notional such that notional + costs = cash
     units = budget / data.num_assets / open_
     equity = close @ units

@@ -21,7 +21,7 @@ _INT = ("length", "hold_bars", "win_bars", "trades")
 class EpisodeStats:
     """Running sums per env for the gymnasium ``episode`` and our ``trading`` summaries.
 
-    Sharpe uses per-bar net simple returns (mean / population std, annualised by
+    Sharpe uses per-bar net simple returns (mean / sample std, annualised by
     ``sqrt(bars_per_year)``); win rate is the fraction of bars with positive net PnL among
     bars that held a position (0 if none did); costs are cash paid over initial equity;
     trades counts (bar, asset) fills with a non-zero quantity.
@@ -69,7 +69,9 @@ class EpisodeStats:
         costs, trades, final_equity}, each [N] with zeros where not done, plus ``_`` masks."""
         n = np.maximum(self.length, 1)
         mean = self.ret_sum / n
-        std = np.sqrt(np.maximum(self.ret_sq_sum / n - mean * mean, 0.0))
+        # sample std (ddof=1), as evaluation.metrics.performance and empyrical use
+        var = (self.ret_sq_sum - n * mean * mean) / np.maximum(n - 1, 1)
+        std = np.sqrt(np.maximum(var, 0.0))
         sharpe = np.divide(mean, std, out=np.zeros_like(mean), where=std > 1e-12)
         sharpe *= np.sqrt(self.bars_per_year)
         win_rate = np.divide(

@@ -39,9 +39,10 @@ class MarketSimulator:
     **Observation** (dict of fresh arrays, safe to keep):
 
     - ``market``: float32 [N, window, A, F], features of bars t-window+1 .. t (oldest first).
-    - ``portfolio``: float32 [N, A + 4]: weight per asset (position value / equity, at t's
-      close), cash / equity, log(equity / initial_cash), drawdown from the episode's peak,
-      fraction of the episode elapsed.
+    - ``portfolio``: float32 [N, A + 2]: weight per asset (position value / equity, at t's
+      close), cash / equity, drawdown from the episode's peak. No episode clock and no equity
+      level: the policy must see the same kind of state in a backtest over a whole split as
+      in a training episode.
 
     **Episodes** start at a random bar t0 in [window - 1, T - episode_length - 2] drawn from
     each env's own stream (env i of a batch seeded ``s`` uses seed ``s + i``), run for
@@ -297,12 +298,10 @@ class MarketSimulator:
         a = self.num_assets
         market = self._windows[self.t[rows] - self._first_start]
         equity = pf.equity[rows]
-        portfolio = np.empty((len(equity), a + 4), dtype=np.float32)
+        portfolio = np.empty((len(equity), a + 2), dtype=np.float32)
         np.divide(pf.units[rows] * prices, equity[:, None], out=portfolio[:, :a])
         np.divide(pf.cash[rows], equity, out=portfolio[:, a])
-        np.log(np.maximum(equity, self._ruin_level) / pf.initial_cash, out=portfolio[:, a + 1])
-        portfolio[:, a + 2] = pf.drawdown[rows]
-        np.divide(self.step_count[rows], self.episode_length, out=portfolio[:, a + 3])
+        portfolio[:, a + 1] = pf.drawdown[rows]
         return market, portfolio
 
     def observe(self) -> Obs:

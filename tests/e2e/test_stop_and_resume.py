@@ -15,7 +15,7 @@ LONG = [
     "agent.total_timesteps=10000000",
     "trainer.check_val_every_n_epoch=1000",
     "callbacks.model_checkpoint.monitor=null",
-    "callbacks.model_checkpoint.every_n_epochs=1",
+    "callbacks.model_checkpoint.save_on_train_epoch_end=true",
     "~callbacks.progress_bar",
 ]
 

@@ -9,22 +9,13 @@ import torch
 
 from adan.agents.rollout import obs_to_tensor
 from adan.data import MarketPipeline, SyntheticMarket
+from adan.data.features import DEFAULT_FEATURES
 from adan.envs import VecTradingEnv
 from adan.market import TradingConfig
 from adan.models import ActorCritic, CustomCNN
 from adan.rewards import SimpleReward
 
-FEATURES = [
-    "log_return",
-    "momentum_6",
-    "momentum_24",
-    "volatility_24",
-    "rsi_14",
-    "macd_hist",
-    "atr_14",
-    "bollinger",
-    "volume_z",
-]
+FEATURES = list(DEFAULT_FEATURES)
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2, "embargo": 10}
 
 

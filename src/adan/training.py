@@ -83,6 +83,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
         train_seconds = time.perf_counter() - t0
+        if not trainer.is_global_zero:  # under DDP, rank 0 alone scores and reports
+            return {}
         summary = summarise(cfg, module, evaluator, splits)
         summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
         summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only

@@ -1,6 +1,7 @@
 """`python train.py` end to end: what a researcher runs, checked by what it writes."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -64,13 +65,41 @@ def test_mlp_model_trains(tmp_path):
     assert any(k.startswith("policy.pi_extractor.net") for k in ckpt["state_dict"])
 
 
-def test_wandb_logger_runs_offline_without_api_key(tmp_path):
+def test_wandb_offline_without_api_key_one_run_per_multirun_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "logger=wandb",
+        "debug=fast",
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+        "~callbacks.progress_bar",
+    ]
+    env = {**os.environ, "WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for job in ("0", "1"):
+        runs = list((sweep / job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, (job, runs)  # each job its own run, none reused
+        assert list(runs[0].glob("*.wandb"))
+
+
+def test_tensorboard_logger_writes_events(tmp_path):
     out = tmp_path / "run"
-    env = {"WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
-    run_train(out, "logger=wandb", "debug=fast", env=env, timeout=300)
-    runs = list(out.glob("wandb/offline-run-*"))
-    assert runs, list(out.rglob("*"))[:20]
-    assert list(runs[0].glob("*.wandb"))
+    run_train(out, "logger=tensorboard", "debug=fast")
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    out = tmp_path / "run"
+    proc = run_train(
+        out, "trainer=ddp", "trainer.devices=2", "debug=fast", "~callbacks.progress_bar"
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 4096  # 4 iterations x 512 steps x 2 processes
+    assert proc.stdout.count("summary written") + proc.stderr.count("summary written") == 1
 
 
 def test_short_cartpole_experiment(tmp_path):

@@ -38,8 +38,9 @@ class GracefulShutdown(pl.Callback):
 
     def save(self, trainer: pl.Trainer, reason: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(self.path)
-        log.info("saved %s (%s)", self.path, reason)
+        trainer.save_checkpoint(self.path)  # written by global rank 0 only
+        if trainer.is_global_zero:
+            log.info("saved %s (%s)", self.path, reason)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         reason = "signal" if self.signal_received else "end of training"

@@ -109,7 +109,15 @@ def print_summary(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(title="ADAN: final policy, deterministic backtest with costs (train = in-sample)")
-    for col in ("split", "strategy", "total return", "Sharpe", "max drawdown", "turnover", "costs / start equity"):
+    for col in (
+        "split",
+        "strategy",
+        "total return",
+        "Sharpe",
+        "max drawdown",
+        "turnover",
+        "costs / start equity",
+    ):
         table.add_column(col, justify="right" if col not in ("split", "strategy") else "left")
     for split in ("train", "val"):
         for who, m in summary.get(split, {}).items():

@@ -10,7 +10,9 @@ ADAN runs the real entry point (`python train.py experiment=cartpole seed=S`) in
 subprocess; SB3 runs experiments/sb3_cartpole.py when stable_baselines3 is importable (see
 that file; it is not an ADAN dependency).
 
-    python experiments/bench_cartpole.py [--seeds 0 1 2] [--sb3-path /tmp/sb3]
+    python experiments/bench_cartpole.py [--seeds 0 1 2] [--sb3-path /tmp/sb3] [--no-stop]
+
+With --no-stop both train the whole 100k budget (results/bench_cartpole_100k.md).
 
 Prints a markdown table and writes it to experiments/results/bench_cartpole.md.
 """
@@ -28,9 +30,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# 100k env steps, as each library rounds it up to whole rollouts (8 envs x 32 steps)
+BUDGET = 100_000 + 256
 
 
-def run_adan(seed: int, out: Path) -> dict:
+def run_adan(seed: int, out: Path, no_stop: bool = False) -> dict:
     cmd = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -38,6 +42,7 @@ def run_adan(seed: int, out: Path) -> dict:
         f"seed={seed}",
         f"hydra.run.dir={out}",
         "~callbacks.progress_bar",
+        *(["~callbacks.early_stopping"] if no_stop else []),
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -55,10 +60,11 @@ def run_adan(seed: int, out: Path) -> dict:
     }
 
 
-def run_sb3(seed: int, sb3_path: str) -> dict | None:
+def run_sb3(seed: int, sb3_path: str, no_stop: bool = False) -> dict | None:
     env = {**os.environ, "PYTHONPATH": sb3_path}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "sb3_cartpole.py"), "--seed", str(seed)],
+        [sys.executable, str(ROOT / "experiments" / "sb3_cartpole.py"), "--seed", str(seed)]
+        + (["--no-stop"] if no_stop else []),
         capture_output=True,
         text=True,
         env=env,
@@ -75,12 +81,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--sb3-path", default="/tmp/sb3", help="where stable_baselines3 is installed")
+    ap.add_argument("--no-stop", action="store_true", help="no stop rule: time the 100k budget")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            adan = run_adan(seed, Path(tmp) / f"seed{seed}")
-            sb3 = run_sb3(seed, args.sb3_path)
+            adan = run_adan(seed, Path(tmp) / f"seed{seed}", args.no_stop)
+            sb3 = run_sb3(seed, args.sb3_path, args.no_stop)
             rows.append((adan, sb3))
             print(adan, sb3, flush=True)
 
@@ -97,7 +104,7 @@ def main() -> None:
             f"| {a['seed']} | {a['steps']:,} | {a['train']:.1f} | {a['fit']:.1f} | {a['wall']:.1f} "
             f"| {a['test']:.1f} | {fmt(b, 'steps', ',')} | {fmt(b, 'train', '.1f')} | {fmt(b, 'test', '.1f')} |"
         )
-    solved = sum(a["test"] >= 475 and a["steps"] <= 100_000 for a, _ in rows)
+    solved = sum(a["test"] >= 475 and a["steps"] <= BUDGET for a, _ in rows)
     lines += [
         "",
         f"ADAN solved (test >= 475 within 100k steps): {solved} of {len(rows)} seeds; "
@@ -105,7 +112,7 @@ def main() -> None:
     ]
     sb3 = [b for _, b in rows if b is not None]
     if sb3:
-        sb3_solved = sum(b["test"] >= 475 and b["steps"] <= 100_000 for b in sb3)
+        sb3_solved = sum(b["test"] >= 475 and b["steps"] <= BUDGET for b in sb3)
         ratio = statistics.median(b["train"] for b in sb3) / statistics.median(
             a["train"] for a, _ in rows
         )
@@ -114,13 +121,14 @@ def main() -> None:
         )
     table = "\n".join(lines)
     print(table)
-    out = ROOT / "experiments" / "results" / "bench_cartpole.md"
+    name = "bench_cartpole_100k.md" if args.no_stop else "bench_cartpole.md"
+    out = ROOT / "experiments" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
+    title = "the whole 100k-step budget (no stop rule)" if args.no_stop else "time to solve"
+    command = "python experiments/bench_cartpole.py" + (" --no-stop" if args.no_stop else "")
     out.write_text(
-        "# CartPole-v1: time to solve, ADAN vs Stable-Baselines3\n\n"
-        "Produced by `python experiments/bench_cartpole.py` on this 2-core machine (no GPU).\n\n"
-        + table
-        + "\n"
+        f"# CartPole-v1: {title}, ADAN vs Stable-Baselines3\n\n"
+        f"Produced by `{command}` on this 2-core machine (no GPU).\n\n" + table + "\n"
     )
 
 

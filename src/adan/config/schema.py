@@ -26,6 +26,47 @@ def _check(ok: bool, key: str, rule: str, value: Any) -> None:
 
 
 @dataclass
+class SplitSchema:
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+    embargo: int = 0
+
+    def __post_init__(self) -> None:
+        k = "data.split."
+        for name in ("train", "val", "test"):
+            _check(0 < getattr(self, name) <= 1, k + name, "must be in (0, 1]", getattr(self, name))
+        total = self.train + self.val + self.test
+        _check(total <= 1 + 1e-9, k + "train + val + test", "must be <= 1", round(total, 6))
+        _check(self.embargo >= 0, k + "embargo", "must be >= 0 bars", self.embargo)
+
+
+@dataclass
+class MarketPipelineSchema:
+    _target_: str = "adan.data.MarketPipeline"
+    source: Any = None  # any object with .generate() -> Bars (synthetic now; files later)
+    features: list[str] = field(default_factory=list)
+    split: SplitSchema = field(default_factory=SplitSchema)
+    clip: float = 10.0
+    min_split_bars: int = 32
+
+    def __post_init__(self) -> None:
+        from adan.data.features import FEATURES
+
+        _check(self.source is not None, "data.source", "must be set", self.source)
+        _check(len(self.features) > 0, "data.features", "must list at least one feature", [])
+        for name in self.features:
+            _check(
+                name in FEATURES,
+                "data.features",
+                f"must name known features {sorted(FEATURES)}",
+                name,
+            )
+        _check(self.clip > 0, "data.clip", "must be > 0", self.clip)
+        _check(self.min_split_bars > 1, "data.min_split_bars", "must be > 1", self.min_split_bars)
+
+
+@dataclass
 class PPOConfig:
     _target_: str = "adan.agents.PPO"
     _partial_: bool = True
@@ -273,6 +314,7 @@ class MLPModelSchema(ActorCriticSchema):
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
+    "data": {"synthetic": MarketPipelineSchema},
     "agent": {"ppo": PPOConfig},
     "trading": {"default": TradingSchema},
     "env": {"trading": TradingEnvSchema, "gym": GymEnvSchema},

@@ -16,14 +16,31 @@ class GymEvaluator:
     def __init__(self, env_id: str, n_episodes: int = 10, seed: int = 10_000) -> None:
         self.env_id, self.n_episodes, self.seed = env_id, n_episodes, seed
 
-    @torch.no_grad()
-    def __call__(self, policy: torch.nn.Module) -> dict[str, float]:
-        env = gym.make_vec(
+    def _make_env(self) -> gym.vector.VectorEnv:
+        """The task's own array-vectorised env where it has one (CartPole does: one numpy step
+        for all episodes), else gymnasium's synchronous wrapper of single envs."""
+        try:
+            env = gym.make_vec(
+                self.env_id, num_envs=self.n_episodes, vectorization_mode="vector_entry_point"
+            )
+            if (
+                env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+                == AutoresetMode.NEXT_STEP
+            ):
+                return env
+            env.close()
+        except gym.error.Error:
+            pass
+        return gym.make_vec(
             self.env_id,
             num_envs=self.n_episodes,
             vectorization_mode="sync",
             vector_kwargs={"autoreset_mode": AutoresetMode.NEXT_STEP},  # finished envs are ignored
         )
+
+    @torch.no_grad()
+    def __call__(self, policy: torch.nn.Module) -> dict[str, float]:
+        env = self._make_env()
         device = next(policy.parameters()).device
         obs, _ = env.reset(seed=self.seed)
         returns = np.zeros(self.n_episodes)

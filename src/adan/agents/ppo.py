@@ -303,7 +303,7 @@ class PPO(pl.LightningModule):
             metrics["train/episode_length"] = _mean([e["length"] for e in self.completed_episodes])
         self.log_metrics(metrics)
         # Only the progress bar goes through Lightning's (slow, ~0.8 ms per key) result store.
-        bar = {"sps": metrics["time/sps"]}
+        bar = {"steps": float(self.env_steps), "sps": metrics["time/sps"]}
         if "train/episode_return" in metrics:
             bar["ep_ret"] = metrics["train/episode_return"]
         self.log_dict(bar, prog_bar=True, on_step=False, on_epoch=True, logger=False, batch_size=1)

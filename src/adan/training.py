@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from adan.config import validate_config
 from adan.evaluation.gym_eval import GymEvaluator
 
 log = logging.getLogger(__name__)
+# pytorch-lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def build_task(cfg: DictConfig) -> tuple[Any, Any, dict]:

@@ -1,7 +1,8 @@
 """Lightning callbacks of our own; checkpointing, timers and progress bars are Lightning's."""
 
 from adan.callbacks.memory import MemoryMonitor
+from adan.callbacks.progress import TrainingProgressBar
 from adan.callbacks.shutdown import GracefulShutdown
 from adan.callbacks.trading_metrics import TradingMetrics
 
-__all__ = ["GracefulShutdown", "MemoryMonitor", "TradingMetrics"]
+__all__ = ["GracefulShutdown", "MemoryMonitor", "TradingMetrics", "TrainingProgressBar"]

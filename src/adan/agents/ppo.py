@@ -229,13 +229,13 @@ class PPO(pl.LightningModule):
         self._reward_sums: dict[str, tuple[float, int]] = {}
         buf = self.collect_rollout()
         t_rollout = time.perf_counter() - t0
-        data = buf.flat()
-        n = data["advantages"].shape[0]
+        data, valid_rows = buf.flat()
+        n = len(valid_rows)
         stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
         stopped_early = False
         for _ in range(hp.n_epochs):
             for idx in minibatches(n, hp.n_minibatches, self._shuffle, self.device):
-                mb = take(data, idx)
+                mb = take(data, valid_rows[idx])
                 log_prob, entropy, value = self.policy.evaluate_actions(mb["obs"], mb["actions"])
                 log_ratio = log_prob - mb["log_probs"]
                 ratio = log_ratio.exp()
@@ -277,7 +277,7 @@ class PPO(pl.LightningModule):
             if stopped_early:
                 break
 
-        y, y_hat = data["returns"], data["values"]
+        y, y_hat = data["returns"][valid_rows], data["values"][valid_rows]
         var_y = torch.var(y)
         explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y - y_hat) / var_y)
         elapsed = time.perf_counter() - t0

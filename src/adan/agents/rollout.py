@@ -104,15 +104,15 @@ class RolloutBuffer:
         self.truncated[step] = trunc & ~term
         self.valid[step] = True if valid is None else torch.as_tensor(valid, device=self.device)
 
-    def flat(self) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
-        """Valid transitions flattened over (time, env) for minibatch sampling."""
-        mask = self.valid.reshape(-1)
+    def flat(self) -> tuple[dict[str, torch.Tensor | dict[str, torch.Tensor]], torch.Tensor]:
+        """Every field flattened over (time, env) as views (no copy), and the row indices of
+        the valid transitions, which minibatches are drawn from."""
 
         def f(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(-1, *x.shape[2:])[mask]
+            return x.reshape(-1, *x.shape[2:])
 
         obs = {k: f(v) for k, v in self.obs.items()} if isinstance(self.obs, dict) else f(self.obs)
-        return {
+        data = {
             "obs": obs,
             "actions": f(self.actions),
             "log_probs": f(self.log_probs),
@@ -120,6 +120,7 @@ class RolloutBuffer:
             "advantages": f(self.advantages),
             "returns": f(self.returns),
         }
+        return data, self.valid.reshape(-1).nonzero().squeeze(1)
 
 
 def minibatches(
@@ -131,5 +132,6 @@ def minibatches(
 
 
 def take(batch: dict, idx: torch.Tensor) -> dict:
-    """Rows ``idx`` of every tensor in a flat batch (observation dicts included)."""
+    """Rows ``idx`` of every tensor in a flat batch (observation dicts included): the one copy
+    a minibatch costs."""
     return {k: _index(v, idx) for k, v in batch.items()}

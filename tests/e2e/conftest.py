@@ -10,6 +10,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_multirun(sweep_dir: Path, *overrides: str, timeout: float = 900, env: dict | None = None):
+    """Run ``train.py -m`` with Hydra's sweep dir set to ``sweep_dir``; fail on a non-zero exit."""
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"train.py -m {' '.join(overrides)} exited {proc.returncode}:\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
 def run_train(
     out_dir: Path,
     *overrides: str,

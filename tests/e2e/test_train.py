@@ -1,15 +1,12 @@
 """`python train.py` end to end: what a researcher runs, checked by what it writes."""
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pandas as pd
 import torch
 
-from tests.e2e.conftest import ROOT, run_train
+from tests.e2e.conftest import run_multirun, run_train
 
 
 def read_metrics(out):
@@ -67,19 +64,10 @@ def test_mlp_model_trains(tmp_path):
 
 def test_wandb_offline_without_api_key_one_run_per_multirun_job(tmp_path):
     sweep = tmp_path / "sweep"
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
-        "logger=wandb",
-        "debug=fast",
-        "seed=1,2",
-        f"hydra.sweep.dir={sweep}",
-        "~callbacks.progress_bar",
-    ]
-    env = {**os.environ, "WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    env = {"WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
+    run_multirun(
+        sweep, "logger=wandb", "debug=fast", "seed=1,2", "~callbacks.progress_bar", env=env
+    )
     for job in ("0", "1"):
         runs = list((sweep / job / "wandb").glob("offline-run-*"))
         assert len(runs) == 1, (job, runs)  # each job its own run, none reused
@@ -152,18 +140,13 @@ def test_bad_config_value_fails_before_training_and_names_the_key(tmp_path):
 
 def test_optuna_sweep_runs_trials_into_sqlite(tmp_path):
     db = tmp_path / "study.db"
-    cmd = [
-        sys.executable,
-        str(ROOT / "train.py"),
-        "-m",
+    run_multirun(
+        tmp_path / "sweep",
         "hparams_search=ppo_optuna",
         "hydra.sweeper.n_trials=4",
         "debug=fast",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
         f"hydra.sweeper.storage=sqlite:///{db}",
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    )
     with sqlite3.connect(db) as con:
         states = [r[0] for r in con.execute("select state from trials")]
     assert states.count("COMPLETE") == 4

@@ -7,10 +7,12 @@ default) built on ``rich.progress`` with a single bar from the first iteration t
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks.progress import ProgressBar
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -56,6 +58,8 @@ class TrainingProgressBar(ProgressBar):
             TimeRemainingColumn(),
             TextColumn("{task.fields[metrics]}"),
             refresh_per_second=4,
+            # piped to a file or CI log, rich would squeeze the line into 80 columns
+            console=None if sys.stdout.isatty() else Console(width=150),
         )
         self._progress.start()
         self._task = self._progress.add_task(

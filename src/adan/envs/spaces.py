@@ -6,10 +6,10 @@ import numpy as np
 from gymnasium import spaces
 
 from adan.market.config import TradingConfig
+from adan.market.simulator import PORTFOLIO_EXTRA
 from adan.market.sizing import num_discrete_actions
 
 _BIG = float(np.finfo(np.float32).max)
-PORTFOLIO_EXTRA = 2  # cash fraction, drawdown
 
 
 def observation_space(window: int, num_assets: int, num_features: int) -> spaces.Dict:

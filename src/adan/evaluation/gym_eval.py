@@ -9,9 +9,9 @@ from gymnasium.vector import AutoresetMode
 
 
 class GymEvaluator:
-    """Runs ``n_episodes`` episodes at once (one per sub-env of a synchronous VectorEnv, seeds
-    ``seed, seed+1, …``, disjoint from training's) with the policy's deterministic action, and
-    reports the mean and std of their returns."""
+    """Runs ``n_episodes`` episodes at once (one per sub-env of a VectorEnv, seeded from
+    ``seed``, disjoint from training's) with the policy's deterministic action, and reports the
+    mean and std of their returns."""
 
     def __init__(self, env_id: str, n_episodes: int = 10, seed: int = 10_000) -> None:
         self.env_id, self.n_episodes, self.seed = env_id, n_episodes, seed

@@ -20,6 +20,7 @@ from adan.rewards.base import RewardFunction, StepOutcome
 from adan.rewards.simple import SimpleReward
 
 Obs = dict[str, np.ndarray]
+PORTFOLIO_EXTRA = 2  # portfolio vector = A weights + cash fraction + drawdown
 STEP_INFO_KEYS = ("fee", "spread", "slippage", "turnover", "equity", "drawdown")
 
 
@@ -298,7 +299,7 @@ class MarketSimulator:
         a = self.num_assets
         market = self._windows[self.t[rows] - self._first_start]
         equity = pf.equity[rows]
-        portfolio = np.empty((len(equity), a + 2), dtype=np.float32)
+        portfolio = np.empty((len(equity), a + PORTFOLIO_EXTRA), dtype=np.float32)
         np.divide(pf.units[rows] * prices, equity[:, None], out=portfolio[:, :a])
         np.divide(pf.cash[rows], equity, out=portfolio[:, a])
         portfolio[:, a + 1] = pf.drawdown[rows]

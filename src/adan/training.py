@@ -17,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from adan.callbacks.run_spec import RunSpec, data_contract
 from adan.config import validate_config
 from adan.evaluation.gym_eval import GymEvaluator
 
@@ -65,6 +66,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     env, evaluator, splits = build_task(cfg)
     module = instantiate(cfg.agent)(env=env, policy=instantiate(cfg.model), evaluator=evaluator)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    contract = data_contract(splits["train"].meta, splits["train"].assets) if splits else None
+    callbacks.append(RunSpec(OmegaConf.to_container(cfg, resolve=True), contract))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     # One epoch is one PPO iteration; trainer.max_epochs may stop earlier (annealing schedules
     # still span agent.total_timesteps, so a stopped run resumes exactly where it left off).

@@ -65,7 +65,7 @@ def test_gpu_trainer_defaults_to_bf16():
         ("model.extractor.kernel_sizes=[3]", "model.extractor.channels"),
         ("data.split.train=1.5", "data.split.train"),
         ("data.split.val=0.5", "data.split.train + val + test"),
-        ("data.features=[rsi_14,rsi_99]", "data.features"),
+        ("data.features=[rsi_14,rsi_x]", "data.features"),
         ("agent.n_minibatches=100000", "agent.n_minibatches"),
     ],
 )

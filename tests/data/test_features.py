@@ -85,7 +85,7 @@ def test_flat_prices_give_zeros_not_nan(bars):
 
 def test_unknown_feature_name():
     b = SyntheticMarket(n_bars=50).generate()
-    with pytest.raises(ValueError, match="'momentum_99'.*valid names.*momentum_24"):
-        compute_features(b, ["log_return", "momentum_99"])
+    with pytest.raises(ValueError, match="'momentum_x'.*valid names.*momentum_<n>"):
+        compute_features(b, ["log_return", "momentum_x"])
     with pytest.raises(ValueError, match="duplicate"):
         compute_features(b, ["log_return", "log_return"])

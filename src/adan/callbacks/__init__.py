@@ -2,7 +2,8 @@
 
 from adan.callbacks.memory import MemoryMonitor
 from adan.callbacks.progress import TrainingProgressBar
+from adan.callbacks.run_spec import RunSpec
 from adan.callbacks.shutdown import GracefulShutdown
 from adan.callbacks.trading_metrics import TradingMetrics
 
-__all__ = ["GracefulShutdown", "MemoryMonitor", "TradingMetrics", "TrainingProgressBar"]
+__all__ = ["GracefulShutdown", "MemoryMonitor", "RunSpec", "TradingMetrics", "TrainingProgressBar"]

@@ -15,6 +15,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from adan.data.cleaning import CleaningPolicy
+from adan.data.report import DataError
+
 
 class ConfigError(ValueError):
     """A config value is out of range; the message names the full key."""
@@ -27,43 +30,167 @@ def _check(ok: bool, key: str, rule: str, value: Any) -> None:
 
 @dataclass
 class SplitSchema:
+    """Fractions of the kept bars, or dates (``train_end`` set: by date), plus an embargo."""
+
     train: float = 0.7
     val: float = 0.15
-    test: float = 0.15
+    test: float = 0.15  # 0 only with data.test_path (a separate held-out period)
     embargo: int = 0
+    train_end: str | None = None  # e.g. "2024-01-01": train < train_end <= val
+    val_end: str | None = None
+    test_end: str | None = None
 
     def __post_init__(self) -> None:
         k = "data.split."
-        for name in ("train", "val", "test"):
+        for name in ("train", "val"):
             _check(0 < getattr(self, name) <= 1, k + name, "must be in (0, 1]", getattr(self, name))
+        _check(0 <= self.test <= 1, k + "test", "must be in [0, 1]", self.test)
         total = self.train + self.val + self.test
         _check(total <= 1 + 1e-9, k + "train + val + test", "must be <= 1", round(total, 6))
         _check(self.embargo >= 0, k + "embargo", "must be >= 0 bars", self.embargo)
+        dates = [d for d in (self.train_end, self.val_end, self.test_end) if d is not None]
+        for name in ("train_end", "val_end", "test_end"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(_is_date(value), k + name, "must be a date like 2024-01-31", value)
+        _check(
+            dates == sorted(dates, key=_date_ns),
+            k + "train_end/val_end/test_end",
+            "must be in time order",
+            dates,
+        )
+        _check(
+            self.val_end is None or self.train_end is not None,
+            k + "val_end",
+            "needs data.split.train_end",
+            self.val_end,
+        )
+
+
+def _date_ns(value: str) -> int:
+    import pandas as pd
+
+    return pd.Timestamp(value).value
+
+
+def _is_date(value: str) -> bool:
+    try:
+        _date_ns(value)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 @dataclass
-class MarketPipelineSchema:
-    _target_: str = "adan.data.MarketPipeline"
-    source: Any = None  # any object with .generate() -> Bars (synthetic now; files later)
+class TimeframeSchema:
+    """A higher timeframe observed beside the base bars (``market_<rule>``)."""
+
+    rule: str = "4h"  # fixed-length pandas frequency: 15min, 4h, 1d
+    features: list[str] = field(default_factory=list)
+    window: int = 16
+
+    def __post_init__(self) -> None:
+        from adan.data.features import feature_kinds, is_known_feature
+        from adan.data.timeframes import rule_duration
+
+        k = "data.timeframes."
+        try:
+            ok = rule_duration(self.rule) is not None
+        except ValueError:
+            ok = False
+        _check(ok, k + "rule", "must be a fixed-length pandas frequency (15min, 4h, 1d)", self.rule)
+        _check(len(self.features) > 0, k + "features", "must list at least one feature", [])
+        for name in self.features:
+            _check(
+                is_known_feature(name),
+                k + "features",
+                f"must name known features ({', '.join(feature_kinds())})",
+                name,
+            )
+        _check(self.window > 1, k + "window", "must be > 1", self.window)
+
+
+@dataclass
+class PipelineSchema:
+    """What every market data option shares: features, timeframes, split, normalisation."""
+
     features: list[str] = field(default_factory=list)
     split: SplitSchema = field(default_factory=SplitSchema)
     clip: float = 10.0
     min_split_bars: int = 32
+    timeframes: list[TimeframeSchema] = field(default_factory=list)
+    cache_dir: str | None = None
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        from adan.data.features import FEATURES
+        from adan.data.features import feature_kinds, is_known_feature
 
-        _check(self.source is not None, "data.source", "must be set", self.source)
         _check(len(self.features) > 0, "data.features", "must list at least one feature", [])
         for name in self.features:
             _check(
-                name in FEATURES,
+                is_known_feature(name),
                 "data.features",
-                f"must name known features {sorted(FEATURES)}",
+                f"must name known features ({', '.join(feature_kinds())}; "
+                "n = window in bars, e.g. rsi_14)",
                 name,
             )
         _check(self.clip > 0, "data.clip", "must be > 0", self.clip)
         _check(self.min_split_bars > 1, "data.min_split_bars", "must be > 1", self.min_split_bars)
+        rules = [tf.rule for tf in self.timeframes]
+        _check(len(set(rules)) == len(rules), "data.timeframes", "must not repeat a rule", rules)
+        _check(self.n_jobs != 0, "data.n_jobs", "must be >= 1, or -1 for all cores", self.n_jobs)
+
+
+@dataclass
+class MarketPipelineSchema(PipelineSchema):
+    _target_: str = "adan.data.MarketPipeline"
+    source: Any = None  # any object with .generate() -> Bars (the synthetic market)
+
+    def __post_init__(self) -> None:
+        _check(self.source is not None, "data.source", "must be set", self.source)
+        super().__post_init__()
+        _check(self.split.test > 0, "data.split.test", "must be > 0", self.split.test)
+
+
+@dataclass
+class FileMarketSchema(PipelineSchema):
+    """OHLCV files (``data=csv|parquet|binance_sample``); see ``adan.data.sources``."""
+
+    _target_: str = "adan.data.FileMarket"
+    path: Any = None  # a file, a glob, or a list of them
+    test_path: Any = None  # a separate held-out period: the whole test split
+    format: str = "auto"
+    assets: list[str] | None = None
+    test_assets: list[str] | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    cleaning: CleaningPolicy = field(default_factory=CleaningPolicy)
+    report_path: str | None = "cleaning_report.json"
+
+    def __post_init__(self) -> None:
+        from adan.data.loading import COLUMN_ALIASES
+
+        _check(self.path not in (None, "", []), "data.path", "must name a file or glob", self.path)
+        super().__post_init__()
+        _check(
+            self.format in ("auto", "csv", "parquet"),
+            "data.format",
+            "must be auto, csv or parquet",
+            self.format,
+        )
+        for key in self.columns:
+            _check(
+                key in COLUMN_ALIASES,
+                "data.columns",
+                f"keys must be among {sorted(COLUMN_ALIASES)}",
+                key,
+            )
+        held_out = self.test_path is not None
+        _check(
+            held_out or self.split.test > 0 or self.split.train_end is not None,
+            "data.split.test",
+            "must be > 0 unless data.test_path gives a held-out period",
+            self.split.test,
+        )
 
 
 @dataclass
@@ -157,6 +284,7 @@ class TradingEnvSchema:
     episode_length: int = 256
     autoreset_mode: str = "NextStep"
     bars_per_year: int = 8760
+    validate_every_step: bool = False  # check every observation (adan.envs.validation)
 
     def __post_init__(self) -> None:
         k = "env."
@@ -179,6 +307,7 @@ class GymEnvSchema:
     num_envs: int = 8
     episode_length: int | None = None  # time limit; None keeps the task's own
     autoreset_mode: str = "NextStep"
+    validate_every_step: bool = False  # check every observation (adan.envs.validation)
 
     def __post_init__(self) -> None:
         _check(self.num_envs > 0, "env.num_envs", "must be > 0", self.num_envs)
@@ -314,7 +443,12 @@ class MLPModelSchema(ActorCriticSchema):
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "data": {"synthetic": MarketPipelineSchema},
+    "data": {
+        "synthetic": MarketPipelineSchema,
+        "csv": FileMarketSchema,
+        "parquet": FileMarketSchema,
+        "binance_sample": FileMarketSchema,
+    },
     "agent": {"ppo": PPOConfig},
     "trading": {"default": TradingSchema},
     "env": {"trading": TradingEnvSchema, "gym": GymEnvSchema},
@@ -360,7 +494,7 @@ def validate_config(cfg: DictConfig) -> None:
             raise
         except ValueError as err:  # raised inside a nested __post_init__ and wrapped by OmegaConf
             cause = err.__cause__ or err.__context__
-            raise (cause if isinstance(cause, ConfigError) else err) from None
+            raise (cause if isinstance(cause, ConfigError | DataError) else err) from None
     _check_across_groups(cfg)
 
 

@@ -2,36 +2,133 @@
 
 Why one place: the order matters for honesty. Features are computed causally on the whole
 history, warm-up rows are dropped (never zero-filled), the history is cut by time with an
-embargo, and the scaler sees the training rows only.
+embargo, and the scaler sees the training rows only. The same code, given the scalers saved
+with a checkpoint (``fitted``), rebuilds exactly the transformation a trained agent expects.
+
+Expensive work (loading and cleaning files, features on every timeframe) is cached on disk
+under ``cache_dir``, keyed by a content hash of the raw input and the feature configuration
+(see ``adan.data.cache``); splitting and normalising are cheap and always redone.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from adan.data.bars import Bars, MarketData
-from adan.data.features import compute_features
-from adan.data.splits import SPLIT_NAMES, FeatureScaler, split_by_fraction
+from adan.data.cache import FeatureCache, content_key
+from adan.data.features import FEATURE_CODE_VERSION, compute_features
+from adan.data.splits import (
+    FeatureScaler,
+    split_by_date,
+    split_by_fraction,
+    walk_forward_folds,
+)
+from adan.data.timeframes import HigherTimeframes, TimeframeSpec
+
+log = logging.getLogger(__name__)
 
 
 class BarSource(Protocol):
-    """Anything that yields ``Bars``: the synthetic market, a CSV loader, a feed."""
+    """Anything that yields ``Bars``: the synthetic market, a file loader, a feed.
+
+    A source may also offer ``fingerprint() -> dict`` (what its bars depend on, e.g. file
+    digests): the cache then skips ``generate()`` itself on a hit. Without one, the cache keys
+    on the generated bars and saves the feature work only.
+    """
 
     def generate(self) -> Bars: ...
 
 
-_SPLIT_KEYS = ("train", "val", "test", "embargo")
+_SPLIT_KEYS = ("train", "val", "test", "embargo", "train_end", "val_end", "test_end")
+
+
+@dataclass
+class PreparedBars:
+    """One source's bars with raw (unnormalised) features: what the cache stores.
+
+    ``first_row``: the first row with every feature past its warm-up and every higher
+    timeframe window complete; rows before it are dropped, never filled.
+    """
+
+    bars: Bars
+    raw: np.ndarray  # [T, A, F] float64
+    first_row: int
+    higher: HigherTimeframes
+    report: dict | None = None  # the source's cleaning report, if it keeps one
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {
+            **bars_to_arrays(self.bars),
+            "raw": self.raw,
+            "first_row": np.array(self.first_row),
+            **{f"higher_{k}": v for k, v in self.higher.arrays().items()},
+        }
+        if self.report is not None:
+            out["report"] = np.frombuffer(json.dumps(self.report).encode(), dtype=np.uint8)
+        return out
+
+    @classmethod
+    def from_arrays(
+        cls, a: Mapping[str, np.ndarray], specs: Sequence[TimeframeSpec]
+    ) -> PreparedBars:
+        higher = {k[len("higher_") :]: v for k, v in a.items() if k.startswith("higher_")}
+        return cls(
+            bars_from_arrays(a),
+            a["raw"],
+            int(a["first_row"]),
+            HigherTimeframes.from_arrays(specs, higher),
+            json.loads(a["report"].tobytes()) if "report" in a else None,
+        )
+
+
+_BAR_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def bars_to_arrays(bars: Bars) -> dict[str, np.ndarray]:
+    """``Bars`` as plain named arrays (no pickle needed to store them)."""
+    out = {
+        "timestamps": bars.timestamps.astype("datetime64[ns]").view(np.int64),
+        "assets": np.array(bars.assets, dtype=str),
+        **{k: getattr(bars, k) for k in _BAR_FIELDS},
+    }
+    for k in ("regimes", "filled"):
+        if getattr(bars, k) is not None:
+            out[k] = getattr(bars, k)
+    return out
+
+
+def bars_from_arrays(a: Mapping[str, np.ndarray]) -> Bars:
+    """The inverse of ``bars_to_arrays``."""
+    return Bars(
+        timestamps=a["timestamps"].view("datetime64[ns]"),
+        assets=tuple(str(x) for x in a["assets"]),
+        regimes=a.get("regimes"),
+        filled=a.get("filled"),
+        **{k: a[k] for k in _BAR_FIELDS},
+    )
 
 
 class MarketPipeline:
     """Build {"train", "val", "test"} ``MarketData`` from a bar source.
 
-    ``split`` maps train/val/test fractions and ``embargo`` bars (a dict or Hydra DictConfig);
-    ``source`` is an object with ``.generate() -> Bars`` (or a ``Bars`` itself). Each split must
-    keep at least ``min_split_bars`` bars.
+    - ``source``: an object with ``.generate() -> Bars`` (or a ``Bars`` itself).
+    - ``split``: ``train``/``val``/``test`` fractions, or dates ``train_end``/``val_end``
+      (/``test_end``), and ``embargo`` bars dropped between consecutive splits. Each split
+      must keep at least ``min_split_bars`` bars.
+    - ``timeframes``: higher timeframes to observe as well, each ``{rule: "4h", features:
+      [...], window: 16}`` (see `adan.data.timeframes`).
+    - ``test_source``: a separate held-out period that becomes the whole test split (own
+      warm-up, the training scaler); ``split`` then cuts the history into train and val only.
+    - ``cache_dir``: where prepared bars and features are cached (None: no cache).
+    - ``n_jobs``: assets whose features are computed in parallel (-1: all cores).
     """
 
     def __init__(
@@ -41,50 +138,209 @@ class MarketPipeline:
         split: Mapping[str, Any] | None = None,
         clip: float = 10.0,
         min_split_bars: int = 32,
+        timeframes: Sequence[Mapping[str, Any]] | None = None,
+        test_source: BarSource | Bars | None = None,
+        cache_dir: str | None = None,
+        n_jobs: int = 1,
     ) -> None:
         split = {} if split is None else {str(k): split[k] for k in split}
         unknown = sorted(set(split) - set(_SPLIT_KEYS))
         if unknown:
             raise ValueError(f"unknown split key {unknown[0]!r}; valid keys: {list(_SPLIT_KEYS)}")
-        self.source = source
+        self.source, self.test_source = source, test_source
         self.features = tuple(str(f) for f in features)
         self.split = {"train": 0.7, "val": 0.15, "test": 0.15, "embargo": 0, **split}
         self.clip = float(clip)
         self.min_split_bars = int(min_split_bars)
+        self.timeframes = tuple(TimeframeSpec.from_mapping(tf) for tf in timeframes or ())
+        self.cache = FeatureCache(cache_dir) if cache_dir else None
+        self.n_jobs = int(n_jobs)
 
     def __repr__(self) -> str:
         s = self.split
+        cut = (
+            f"dates<{s['train_end']}/<{s.get('val_end')}"
+            if s.get("train_end")
+            else f"{s['train']}/{s['val']}/{s['test']}"
+        )
+        tfs = "".join(f", {tf.rule} x{tf.window}" for tf in self.timeframes)
+        test = f", test={self.test_source.__class__.__name__}" if self.test_source else ""
         return (
-            f"MarketPipeline(source={self.source.__class__.__name__}, "
-            f"features={len(self.features)}, split={s['train']}/{s['val']}/{s['test']} "
-            f"embargo={s['embargo']}, clip={self.clip})"
+            f"MarketPipeline(source={self.source.__class__.__name__}{test}, "
+            f"features={len(self.features)}, split={cut} embargo={s['embargo']}, "
+            f"clip={self.clip}{tfs})"
         )
 
     def describe(self) -> str:
         """One line: what this pipeline will build."""
         return repr(self)
 
-    def build(self) -> dict[str, MarketData]:
-        """Generate bars, compute features, drop warm-up, split by time, normalise."""
-        bars = self.source if isinstance(self.source, Bars) else self.source.generate()
-        raw, warmup = compute_features(bars, self.features)
-        self._check_finite(raw[warmup:], bars, warmup)
-        raw = raw[warmup:]
-        n = len(raw)
-        bounds = split_by_fraction(n, **self.split)
+    # ------------------------------------------------------------------------ preparing
+    def prepare(self, source: BarSource | Bars) -> PreparedBars:
+        """Bars and raw features of ``source``, from the cache when it holds them."""
+        if self.cache is None:
+            return self._prepare(source)
+        fingerprint = getattr(source, "fingerprint", None)
+        bars = None
+        if fingerprint is not None:
+            what = fingerprint()
+        else:
+            bars = source if isinstance(source, Bars) else source.generate()
+            what = bars_to_arrays(bars)
+        key = content_key(
+            "prepared-bars",
+            what,
+            list(self.features),
+            [(tf.rule, list(tf.features), tf.window) for tf in self.timeframes],
+            FEATURE_CODE_VERSION,
+        )
+        t0 = time.perf_counter()
+        arrays, hit = self.cache.get_or_compute(
+            key, lambda: self._prepare(source if bars is None else bars).to_arrays()
+        )
+        prepared = PreparedBars.from_arrays(arrays, self.timeframes)
+        if hit:
+            log.info(
+                "features: cache hit %s (%.2fs)", self.cache.path(key), time.perf_counter() - t0
+            )
+            if prepared.report is not None and hasattr(source, "restore_report"):
+                source.restore_report(prepared.report)
+        return prepared
+
+    def _prepare(self, source: BarSource | Bars) -> PreparedBars:
+        bars = source if isinstance(source, Bars) else source.generate()
+        raw, warmup = compute_features(bars, self.features, n_jobs=self.n_jobs)
+        higher = HigherTimeframes(bars, self.timeframes)
+        first = max(warmup, higher.first_row)  # + rows whose higher windows are incomplete
+        self._check_finite(raw[first:], bars, first)
+        report = getattr(source, "report", None)
+        return PreparedBars(bars, raw, first, higher, None if report is None else report.to_dict())
+
+    # ------------------------------------------------------------------------ building
+    def build(self, fitted: Mapping[str, Any] | None = None) -> dict[str, MarketData]:
+        """Prepare, split by time, normalise: {"train", "val", "test"} ``MarketData``.
+
+        ``fitted``: a data contract saved with a checkpoint (``adan_data``: feature names and
+        scalers); its scalers are applied instead of fitting new ones on train, so evaluation
+        sees exactly the training transformation.
+        """
+        history = self.prepare(self.source)
+        n = len(history.bars) - history.first_row
+        kept_ts = history.bars.timestamps[history.first_row :]
+        bounds = self._bounds(n, kept_ts)
+        self._check_sizes(bounds, history)
+        if fitted is not None:
+            self._check_contract(fitted, history.bars)
+        out = self._assemble(history, bounds, fitted)
+        if self.test_source is not None:
+            test = self.prepare(self.test_source)
+            if tuple(test.bars.assets) != tuple(history.bars.assets):
+                raise ValueError(
+                    f"the test period's assets {test.bars.assets} differ from the history's "
+                    f"{history.bars.assets}; give them in the same order"
+                )
+            if test.bars.timestamps[0] <= history.bars.timestamps[-1]:
+                raise ValueError(
+                    f"the test period starts at {test.bars.timestamps[0]}, before the history "
+                    f"ends ({history.bars.timestamps[-1]}): it would not be held out"
+                )
+            whole = {"test": (0, len(test.bars) - test.first_row)}
+            self._check_sizes(whole, test)
+            contract = fitted or _contract(out["train"].meta)
+            out["test"] = self._assemble(test, whole, contract)["test"]
+        return out
+
+    def build_walk_forward(
+        self,
+        n_folds: int,
+        val_bars: int,
+        train_bars: int | None = None,
+        test_bars: int = 0,
+        expanding: bool = False,
+    ) -> list[dict[str, MarketData]]:
+        """Rolling (or expanding) folds over the history, each normalised on its own train
+        split; see ``adan.data.splits.walk_forward_folds``."""
+        history = self.prepare(self.source)
+        n = len(history.bars) - history.first_row
+        folds = walk_forward_folds(
+            n, n_folds, train_bars, val_bars, test_bars, int(self.split["embargo"]), expanding
+        )
+        out = []
+        for bounds in folds:
+            self._check_sizes(bounds, history)
+            out.append(self._assemble(history, bounds, None))
+        return out
+
+    def _bounds(self, n: int, timestamps: np.ndarray) -> dict[str, tuple[int, int]]:
+        """Split ranges over the kept rows: by date when ``train_end`` is set, else fractions."""
+        s, embargo = self.split, int(self.split["embargo"])
+        held_out = self.test_source is not None
+        if s.get("train_end") is not None:
+            if not held_out:
+                return split_by_date(
+                    timestamps, s["train_end"], s.get("val_end"), s.get("test_end"), embargo
+                )
+            cut = np.searchsorted(timestamps, _utc(s["train_end"]))
+            stop = (
+                n if s.get("val_end") is None else np.searchsorted(timestamps, _utc(s["val_end"]))
+            )
+            return {"train": (0, int(cut)), "val": (int(cut) + embargo, int(stop))}
+        if not held_out:
+            return split_by_fraction(n, s["train"], s["val"], s["test"], embargo)
+        share = s["train"] / (s["train"] + s["val"])
+        n_train = int(share * (n - embargo))
+        return {"train": (0, n_train), "val": (n_train + embargo, n)}
+
+    def _check_sizes(self, bounds: Mapping[str, tuple[int, int]], prep: PreparedBars) -> None:
         for name, (start, stop) in bounds.items():
             if stop - start < self.min_split_bars:
                 raise ValueError(
                     f"split {name!r} has {stop - start} bars, need at least {self.min_split_bars} "
-                    f"({len(bars)} bars, {warmup} warm-up dropped, split {self.split})"
+                    f"({len(prep.bars)} bars, {prep.first_row} warm-up dropped, "
+                    f"split {self.split})"
                 )
-        scaler = FeatureScaler(clip=self.clip).fit(raw[slice(*bounds["train"])])
+
+    def _check_contract(self, fitted: Mapping[str, Any], bars: Bars) -> None:
+        if list(fitted["feature_names"]) != list(self.features):
+            raise ValueError(
+                f"the checkpoint's features {list(fitted['feature_names'])} differ from the "
+                f"configured data.features {list(self.features)}"
+            )
+        assets = fitted.get("assets")
+        if assets is not None and list(assets) != list(bars.assets):
+            raise ValueError(
+                f"the checkpoint was trained on assets {list(assets)}, the data holds "
+                f"{list(bars.assets)}"
+            )
+
+    def _assemble(
+        self,
+        prep: PreparedBars,
+        bounds: Mapping[str, tuple[int, int]],
+        fitted: Mapping[str, Any] | None,
+    ) -> dict[str, MarketData]:
+        """Normalise and cut ``prep`` into ``MarketData`` per named range of kept rows."""
+        bars, first = prep.bars, prep.first_row
+        raw = prep.raw[first:]
+        if fitted is not None:
+            scaler = FeatureScaler.from_state_dict(fitted["scaler"])
+        else:
+            scaler = FeatureScaler(clip=self.clip).fit(raw[slice(*bounds["train"])])
         feats = scaler.transform(raw)
-        meta = {"scaler": scaler.state_dict(), "feature_names": list(self.features)}
+        meta: dict[str, Any] = {
+            "scaler": scaler.state_dict(),
+            "feature_names": list(self.features),
+            "features_version": FEATURE_CODE_VERSION,
+        }
+        timeframes: dict = {}
+        if prep.higher:
+            train_stop = first + bounds["train"][1] if "train" in bounds else first + 1
+            timeframes, meta["timeframes"] = prep.higher.build(
+                first, train_stop, self.clip, None if fitted is None else fitted.get("timeframes")
+            )
         out = {}
-        for name in SPLIT_NAMES:
-            start, stop = bounds[name]
-            rows = slice(warmup + start, warmup + stop)  # rows of the original bars
+        for name, (start, stop) in bounds.items():
+            rows = slice(first + start, first + stop)  # rows of the original bars
             out[name] = MarketData(
                 timestamps=bars.timestamps[rows],
                 assets=tuple(bars.assets),
@@ -96,7 +352,8 @@ class MarketPipeline:
                 close=np.ascontiguousarray(bars.close[rows], dtype=np.float64),
                 volume=np.ascontiguousarray(bars.volume[rows], dtype=np.float64),
                 regimes=None if bars.regimes is None else bars.regimes[rows],
-                meta=dict(meta, split=name, bar_range=(rows.start, rows.stop), warmup=warmup),
+                meta=dict(meta, split=name, bar_range=(rows.start, rows.stop), warmup=first),
+                timeframes={k: tf.take(slice(start, stop)) for k, tf in timeframes.items()},
             )
         return out
 
@@ -109,3 +366,14 @@ class MarketPipeline:
                 f"{bars.timestamps[warmup + t]} (row {warmup + t}) after warm-up; "
                 "check the input bars there (non-positive or missing prices?)"
             )
+
+
+def _contract(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The fitted part of a split's meta: what another period must be normalised with."""
+    return {k: meta[k] for k in ("scaler", "feature_names", "timeframes") if k in meta}
+
+
+def _utc(value: Any) -> np.datetime64:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+    return np.datetime64(ts.to_datetime64(), "ns")

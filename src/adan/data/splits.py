@@ -7,7 +7,10 @@ rows only, and travel with the checkpoint as plain lists.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
@@ -41,6 +44,142 @@ def split_by_fraction(
         bounds[name] = (start, start + n)
         start += n + embargo
     return bounds
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` if it is not an integer >= minimum."""
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= minimum
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def _utc_ns(name: str, value: Any) -> np.datetime64:
+    """``value`` (string, datetime, numpy or pandas timestamp) as naive-UTC datetime64[ns]."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}={value!r} is not a date/time: {err}") from None
+    if ts is pd.NaT:
+        raise ValueError(f"{name}={value!r} is not a date/time")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(ts.as_unit("ns").asm8, "ns")
+
+
+def split_by_date(
+    timestamps: np.ndarray,
+    train_end: Any,
+    val_end: Any,
+    test_end: Any = None,
+    embargo: int = 0,
+) -> dict[str, tuple[int, int]]:
+    """Half-open [start, stop) bar ranges for train, val, test, cut at calendar dates.
+
+    Why: results are reported for fixed periods (e.g. "val = 2023") whatever the bar count.
+    train = bars with timestamp < ``train_end``; val = from ``train_end`` plus ``embargo`` bars
+    to before ``val_end``; test = from ``val_end`` plus ``embargo`` bars to before ``test_end``
+    (None: to the last bar). Dates are strings or numpy / pandas / datetime timestamps; naive
+    ones are taken as UTC, like ``timestamps`` (datetime64, strictly increasing).
+    """
+    ts = np.asarray(timestamps)
+    if ts.ndim != 1 or len(ts) == 0:
+        raise ValueError(f"timestamps must be a non-empty 1-D array, got shape {ts.shape}")
+    if not np.issubdtype(ts.dtype, np.datetime64):
+        ts = pd.to_datetime(ts, utc=True).tz_localize(None).to_numpy()
+    ts = ts.astype("datetime64[ns]")
+    if len(ts) > 1 and not (ts[1:] > ts[:-1]).all():
+        bad = int(np.argmin(ts[1:] > ts[:-1]))
+        raise ValueError(
+            f"timestamps must be strictly increasing; row {bad + 1} ({ts[bad + 1]}) "
+            f"is not after row {bad} ({ts[bad]})"
+        )
+    embargo = _check_count("embargo", embargo, 0)
+    first, last, n = ts[0], ts[-1], len(ts)
+    span = f"the data runs from {first} to {last} ({n} bars)"
+    dates = {"train_end": train_end, "val_end": val_end}
+    if test_end is not None:
+        dates["test_end"] = test_end
+    cuts: dict[str, np.datetime64] = {}
+    for name, value in dates.items():
+        cut = _utc_ns(name, value)
+        if cut <= first or (cut > last and name != "test_end"):
+            raise ValueError(f"{name}={value!r} ({cut}) is outside the data: {span}")
+        cuts[name] = cut
+    order = list(cuts)
+    for before, after in zip(order, order[1:], strict=False):
+        if cuts[after] <= cuts[before]:
+            raise ValueError(f"{after}={dates[after]!r} must be after {before}={dates[before]!r}")
+    stop = {k: int(np.searchsorted(ts, v, side="left")) for k, v in cuts.items()}
+    train_stop, val_stop = stop["train_end"], stop["val_end"]
+    bounds = {
+        "train": (0, train_stop),
+        "val": (train_stop + embargo, val_stop),
+        "test": (val_stop + embargo, stop.get("test_end", n)),
+    }
+    cause = {"train": "train_end", "val": "val_end", "test": "test_end"}
+    for name, (start, end) in bounds.items():
+        if end <= start:
+            raise ValueError(
+                f"{name} split is empty: bars [{start}, {end}) with embargo={embargo}; "
+                f"move {cause[name]} (or reduce the embargo); {span}"
+            )
+    return bounds
+
+
+def walk_forward_folds(
+    n_bars: int,
+    n_folds: int,
+    train_bars: int | None,
+    val_bars: int,
+    test_bars: int = 0,
+    embargo: int = 0,
+    expanding: bool = False,
+) -> list[dict[str, tuple[int, int]]]:
+    """Walk-forward folds: list of {"train", "val"[, "test"]} half-open bar ranges, oldest first.
+
+    Why: one split judges a model on one period; folds marching forward in time give several
+    out-of-sample periods while never training on the future. The val periods are
+    ``val_bars`` long, contiguous and non-overlapping, and tile the end of the history: the
+    last fold's val (followed by ``embargo`` + ``test_bars`` bars of test when ``test_bars`` >
+    0) ends at ``n_bars``. Each fold trains on the ``train_bars`` bars before its val, less an
+    ``embargo`` gap (``expanding``: from the first fold's train start up to that gap, so the
+    train window grows by ``val_bars`` per fold). ``train_bars=None`` gives the first fold
+    every bar before it. A fold's test may overlap the next fold's val: folds are separate
+    runs. Earlier bars not needed by any fold are left unused.
+    """
+    n_bars = _check_count("n_bars", n_bars, 1)
+    n_folds = _check_count("n_folds", n_folds, 1)
+    val_bars = _check_count("val_bars", val_bars, 1)
+    test_bars = _check_count("test_bars", test_bars, 0)
+    embargo = _check_count("embargo", embargo, 0)
+    if train_bars is not None:
+        train_bars = _check_count("train_bars", train_bars, 1)
+    tail = embargo + test_bars if test_bars else 0
+    first_val = n_bars - tail - n_folds * val_bars
+    need = (train_bars or 1) + embargo + n_folds * val_bars + tail
+    if first_val - embargo < (train_bars or 1):
+        raise ValueError(
+            f"walk-forward needs {need} bars (train_bars={train_bars} + embargo={embargo} + "
+            f"n_folds={n_folds} x val_bars={val_bars}"
+            + (f" + embargo + test_bars={test_bars}" if test_bars else "")
+            + f"), only n_bars={n_bars} available"
+        )
+    first_len = first_val - embargo if train_bars is None else train_bars  # fold 0's train
+    folds = []
+    for k in range(n_folds):
+        val_start = first_val + k * val_bars
+        train_stop = val_start - embargo
+        start = first_val - embargo - first_len if expanding else train_stop - first_len
+        fold = {"train": (start, train_stop), "val": (val_start, val_start + val_bars)}
+        if test_bars:
+            test_start = val_start + val_bars + embargo
+            fold["test"] = (test_start, test_start + test_bars)
+        folds.append(fold)
+    return folds
 
 
 class FeatureScaler:

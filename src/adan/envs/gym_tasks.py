@@ -6,15 +6,19 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from adan.envs.validation import ValidatedVectorEnv
+
 
 def make_gym_vec_env(
     env_id: str = "CartPole-v1",
     num_envs: int = 8,
     episode_length: int | None = None,
     autoreset_mode: str = "NextStep",
+    validate_every_step: bool = False,
 ) -> gym.vector.VectorEnv:
     """``gymnasium.make_vec`` (synchronous) with episode statistics recorded in ``info``;
-    ``episode_length`` replaces the task's time limit."""
+    ``episode_length`` replaces the task's time limit; ``validate_every_step`` checks every
+    observation (`adan.envs.validation.ValidatedVectorEnv`)."""
     extra = {} if episode_length is None else {"max_episode_steps": episode_length}
     try:
         env = gym.make_vec(
@@ -26,4 +30,5 @@ def make_gym_vec_env(
         )
     except gym.error.Error as err:
         raise ValueError(f"env.env_id={env_id!r} cannot be made: {err}") from err
-    return RecordEpisodeStatistics(env)
+    env = RecordEpisodeStatistics(env)
+    return ValidatedVectorEnv(env) if validate_every_step else env

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from gymnasium import spaces
 
 from adan.market.config import TradingConfig
-from adan.market.simulator import PORTFOLIO_EXTRA
 from adan.market.sizing import num_discrete_actions
 
 _BIG = float(np.finfo(np.float32).max)
 
 
-def observation_space(window: int, num_assets: int, num_features: int) -> spaces.Dict:
-    """``market``: float32 [window, A, F] feature window (oldest bar first);
-    ``portfolio``: float32 [A + 2] = weight per asset, cash fraction, drawdown. Only
-    quantities that mean the same in a 256-bar training episode and a years-long backtest
-    (no episode clock, no equity level). Bounded only by the float32 range: features are
-    normalised, not clipped (finite bounds keep gymnasium's checker quiet)."""
+def observation_space(shapes: Mapping[str, tuple[int, ...]]) -> spaces.Dict:
+    """One float32 Box per key of ``MarketSimulator.observation_shapes`` (one env):
+    ``market`` [window, A, F] feature window (oldest bar first); ``market_<rule>``
+    [W_rule, A, F_rule] per higher timeframe (its last closed bars); ``portfolio`` [A + 2] =
+    weight per asset, cash fraction, drawdown. Only quantities that mean the same in a 256-bar
+    training episode and a years-long backtest (no episode clock, no equity level). Bounded only
+    by the float32 range (finite bounds keep gymnasium's checker quiet); see
+    `adan.envs.validation` for the range normalised features are expected in."""
     return spaces.Dict(
-        {
-            "market": spaces.Box(-_BIG, _BIG, (window, num_assets, num_features), np.float32),
-            "portfolio": spaces.Box(-_BIG, _BIG, (num_assets + PORTFOLIO_EXTRA,), np.float32),
-        }
+        {key: spaces.Box(-_BIG, _BIG, tuple(shape), np.float32) for key, shape in shapes.items()}
     )
 
 

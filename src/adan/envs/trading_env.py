@@ -9,6 +9,7 @@ import numpy as np
 
 from adan.data.bars import MarketData
 from adan.envs.spaces import action_space, observation_space
+from adan.envs.validation import ObservationValidator
 from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
 from adan.rewards.base import RewardFunction
@@ -27,12 +28,16 @@ def _scalars(info: dict[str, Any]) -> dict[str, Any]:
 class TradingEnv(gym.Env):
     """One account trading ``data``; see `MarketSimulator` for timing, actions and spaces.
 
-    Observation: dict ``market`` float32 [window, A, F] and ``portfolio`` float32 [A + 2].
+    Observation: dict ``market`` float32 [window, A, F], ``market_<rule>`` per higher timeframe
+    of ``data.timeframes`` and ``portfolio`` float32 [A + 2].
     Action: Box [-1, 1]^A (continuous) or MultiDiscrete (discrete), see `adan.envs.spaces`.
     ``reset(seed=s)`` reproduces env i of a `VecTradingEnv` reset with seed ``s - i``.
     Info per step: fee, spread, slippage, turnover, equity, drawdown, reward_components; at
     the end of an episode also ``trading`` (episode metrics). Add gymnasium's
     RecordEpisodeStatistics wrapper for ``episode``.
+
+    The first observation is checked when the env is built (`ObservationValidator`); with
+    ``validate_every_step=True`` every observation is; counts in ``observation_checks``.
     """
 
     metadata = {"render_modes": []}
@@ -46,13 +51,22 @@ class TradingEnv(gym.Env):
         episode_length: int = 512,
         seed: int | None = None,
         bars_per_year: float = 8760,
+        validate_every_step: bool = False,
     ) -> None:
         self.simulator = MarketSimulator(
             data, 1, window, episode_length, trading, reward, seed, bars_per_year
         )
-        self.observation_space = observation_space(window, data.num_assets, data.num_features)
+        self.observation_space = observation_space(self.simulator.observation_shapes)
         self.action_space = action_space(self.simulator.trading, data.num_assets)
         self._needs_reset = True
+        self.validate_every_step = bool(validate_every_step)
+        self.validator = ObservationValidator(self.observation_space)
+        self.validator.check(self.simulator.observe(), batched=True)
+
+    @property
+    def observation_checks(self) -> dict[str, dict[str, int]]:
+        """{key: {checked, nonfinite, out_of_range, bad_shape, bad_dtype}} counts so far."""
+        return self.validator.counts
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -60,6 +74,8 @@ class TradingEnv(gym.Env):
         super().reset(seed=seed)
         obs = self.simulator.reset(seed=None if seed is None else [seed])
         self._needs_reset = False
+        if self.validate_every_step:
+            self.validator.check(obs, batched=True)
         return {key: value[0] for key, value in obs.items()}, {}
 
     def step(
@@ -68,6 +84,8 @@ class TradingEnv(gym.Env):
         if self._needs_reset:
             raise RuntimeError("TradingEnv.step called before reset() or after the episode ended")
         obs, reward, terminated, truncated, info = self.simulator.step(np.asarray(action)[None])
+        if self.validate_every_step:
+            self.validator.check(obs, batched=True)
         done_t, done_tr = bool(terminated[0]), bool(truncated[0])
         self._needs_reset = done_t or done_tr
         info.pop("episode", None)

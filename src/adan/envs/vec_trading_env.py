@@ -10,6 +10,7 @@ from gymnasium.vector.utils import batch_space
 
 from adan.data.bars import MarketData
 from adan.envs.spaces import action_space, observation_space
+from adan.envs.validation import ObservationValidator
 from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
 from adan.rewards.base import RewardFunction
@@ -18,9 +19,10 @@ from adan.rewards.base import RewardFunction
 class VecTradingEnv(VectorEnv):
     """``num_envs`` accounts stepped together by array operations (no per-env Python loop).
 
-    Spaces: ``single_observation_space`` is Dict(market: float32 [window, A, F], portfolio:
-    float32 [A + 2]); ``single_action_space`` Box [-1, 1]^A or MultiDiscrete; the batched
-    spaces add a leading [num_envs] axis. Observations are fresh arrays every call.
+    Spaces: ``single_observation_space`` is Dict(market: float32 [window, A, F],
+    market_<rule>: float32 [W_rule, A, F_rule] per higher timeframe of ``data.timeframes``,
+    portfolio: float32 [A + 2]); ``single_action_space`` Box [-1, 1]^A or MultiDiscrete; the
+    batched spaces add a leading [num_envs] axis. Observations are fresh arrays every call.
 
     Autoreset (``metadata["autoreset_mode"]``, gymnasium 1.x semantics):
 
@@ -37,6 +39,10 @@ class VecTradingEnv(VectorEnv):
     spread, slippage, turnover, equity, drawdown, reward_components) and, for envs whose
     episode ended, ``episode`` {r, l, t} and ``trading`` metrics; do not add gymnasium's
     RecordEpisodeStatistics on top (it refuses an existing ``episode`` key).
+
+    Checks: the first observation is checked when the env is built (`ObservationValidator`:
+    shape, dtype, finite, range); with ``validate_every_step=True`` (``env.validate_every_step``)
+    every returned observation is. Counts in ``observation_checks``.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class VecTradingEnv(VectorEnv):
         seed: int | None = None,
         autoreset_mode: str | AutoresetMode = "NextStep",
         bars_per_year: float = 8760,
+        validate_every_step: bool = False,
     ) -> None:
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
@@ -57,13 +64,19 @@ class VecTradingEnv(VectorEnv):
             data, num_envs, window, episode_length, trading, reward, seed, bars_per_year
         )
         self.num_envs = int(num_envs)
-        self.single_observation_space = observation_space(
-            window, data.num_assets, data.num_features
-        )
+        self.single_observation_space = observation_space(self.simulator.observation_shapes)
         self.single_action_space = action_space(self.simulator.trading, data.num_assets)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self.validate_every_step = bool(validate_every_step)
+        self.validator = ObservationValidator(self.single_observation_space)
+        self.validator.check(self.simulator.observe(), batched=True)
+
+    @property
+    def observation_checks(self) -> dict[str, dict[str, int]]:
+        """{key: {checked, nonfinite, out_of_range, bad_shape, bad_dtype}} counts so far."""
+        return self.validator.counts
 
     def reset(
         self,
@@ -78,6 +91,8 @@ class VecTradingEnv(VectorEnv):
         if mask is None:
             obs = self.simulator.reset(seed=seed)
             self._autoreset[:] = False
+            if self.validate_every_step:
+                self.validator.check(obs, batched=True)
             return obs, {}
         mask = np.asarray(mask)
         if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
@@ -91,6 +106,8 @@ class VecTradingEnv(VectorEnv):
             seed = [s for s, m in zip(seed, mask, strict=True) if m]
         obs = self.simulator.reset(mask, seed=seed)
         self._autoreset[mask] = False
+        if self.validate_every_step:
+            self.validator.check(obs, batched=True)
         return obs, {}
 
     def step(
@@ -100,13 +117,19 @@ class VecTradingEnv(VectorEnv):
         if self.autoreset_mode is AutoresetMode.NEXT_STEP:
             out = sim.step(actions, self._autoreset)
             self._autoreset = out[2] | out[3]
+            if self.validate_every_step:
+                self.validator.check(out[0], batched=True)
             return out
         obs, reward, terminated, truncated, info = sim.step(actions)
+        if self.validate_every_step:
+            self.validator.check(obs, batched=True)
         if self.autoreset_mode is AutoresetMode.SAME_STEP:
             done = terminated | truncated
             if done.any():
                 self._add_final(obs, info, done)
                 sim.reset(done, out=obs)
+                if self.validate_every_step:  # the new episodes' first observations
+                    self.validator.check(obs, batched=True)
         return obs, reward, terminated, truncated, info
 
     @staticmethod

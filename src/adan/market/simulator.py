@@ -24,6 +24,21 @@ PORTFOLIO_EXTRA = 2  # portfolio vector = A weights + cash fraction + drawdown
 STEP_INFO_KEYS = ("fee", "spread", "slippage", "turnover", "equity", "drawdown")
 
 
+def market_key(rule: str) -> str:
+    """Observation key of a higher timeframe's feature window, e.g. ``market_4h``."""
+    return f"market_{rule}"
+
+
+def _window_view(features: np.ndarray, window: int) -> np.ndarray:
+    """Zero-copy read-only [P-W+1, W, A, F] view of [P, A, F]: row j = rows j .. j+W-1."""
+    feats = np.ascontiguousarray(features, dtype=np.float32)
+    p, a, f = feats.shape
+    s_t, s_a, s_f = feats.strides
+    return as_strided(
+        feats, shape=(p - window + 1, window, a, f), strides=(s_t, s_t, s_a, s_f), writeable=False
+    )
+
+
 class MarketSimulator:
     """N envs trading the A assets of ``data`` with target-weight orders and realistic fills.
 
@@ -40,6 +55,8 @@ class MarketSimulator:
     **Observation** (dict of fresh arrays, safe to keep):
 
     - ``market``: float32 [N, window, A, F], features of bars t-window+1 .. t (oldest first).
+    - ``market_<rule>`` per higher timeframe of ``data.timeframes`` (e.g. ``market_4h``):
+      float32 [N, W_rule, A, F_rule], its last W_rule bars *closed* at t's close (oldest first).
     - ``portfolio``: float32 [N, A + 2]: weight per asset (position value / equity, at t's
       close), cash / equity, drawdown from the episode's peak. No episode clock and no equity
       level: the policy must see the same kind of state in a backtest over a whole split as
@@ -98,16 +115,22 @@ class MarketSimulator:
 
         self._open = self._prices(data.open, "open")
         self._close = self._prices(data.close, "close")
-        feats = np.ascontiguousarray(data.features, dtype=np.float32)
-        s_t, s_a, s_f = feats.strides
         # Zero-copy [T-W+1, W, A, F] view: row j is the window ending at bar j + W - 1.
-        self._windows = as_strided(
-            feats,
-            shape=(num_bars - window + 1, window, self.num_assets, self.num_features),
-            strides=(s_t, s_t, s_a, s_f),
-            writeable=False,
-        )
+        self._windows = _window_view(data.features, window)
         self._first_start = window - 1
+        # Per higher timeframe: (obs key, window view, view row per base bar). The data
+        # guarantees index >= W - 1 (a full window of closed higher bars at every base bar).
+        self._higher = [
+            (market_key(rule), _window_view(tf.features, tf.window), tf.index - (tf.window - 1))
+            for rule, tf in data.timeframes.items()
+        ]
+        a = self.num_assets
+        # The one place that names the observation's keys (the spaces are built from it).
+        self.observation_shapes: dict[str, tuple[int, ...]] = {
+            "market": (self.window, a, self.num_features),
+            **{key: w.shape[1:] for key, w, _ in self._higher},
+            "portfolio": (a + PORTFOLIO_EXTRA,),
+        }
         self._last_start = num_bars - episode_length - 2
         init = self.trading.initial_cash
         self._ruin_level = max(self.trading.ruin_threshold * init, 1e-9 * init)
@@ -151,9 +174,8 @@ class MarketSimulator:
             obs = self.observe()
         else:
             obs = out if out is not None else {k: v.copy() for k, v in self._last_obs.items()}
-            market, portfolio = self._observe(idx, self._close[self.t[idx]])
-            obs["market"][idx] = market
-            obs["portfolio"][idx] = portfolio
+            for key, value in self._observe(idx, self._close[self.t[idx]]).items():
+                obs[key][idx] = value
         self._last_obs = obs
         return obs
 
@@ -252,8 +274,7 @@ class MarketSimulator:
             self._reset_rows(np.flatnonzero(reset_mask))
             reward[reset_mask] = 0.0
             self._clear_step_info(info, reset_mask)
-        market, portfolio = self._observe(slice(None), mark_price)  # reset rows: no units held
-        obs = {"market": market, "portfolio": portfolio}
+        obs = self._observe(slice(None), mark_price)  # reset rows: no units held
         self._last_obs = obs
         return obs, reward, terminated, truncated, info
 
@@ -291,24 +312,25 @@ class MarketSimulator:
                 comps[name] = np.where(mask, 0.0, comps[name])
 
     # ------------------------------------------------------------------------ observation
-    def _observe(
-        self, rows: np.ndarray | slice, prices: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Fresh (market, portfolio) arrays of envs ``rows``, the book valued at ``prices``."""
+    def _observe(self, rows: np.ndarray | slice, prices: np.ndarray) -> Obs:
+        """Fresh observation arrays of envs ``rows``, the book valued at ``prices``."""
         pf = self.portfolio
         a = self.num_assets
-        market = self._windows[self.t[rows] - self._first_start]
+        t = self.t[rows]
+        obs = {"market": self._windows[t - self._first_start]}
+        for key, windows, start in self._higher:  # a few timeframes, not envs
+            obs[key] = windows[start[t]]
         equity = pf.equity[rows]
         portfolio = np.empty((len(equity), a + PORTFOLIO_EXTRA), dtype=np.float32)
         np.divide(pf.units[rows] * prices, equity[:, None], out=portfolio[:, :a])
         np.divide(pf.cash[rows], equity, out=portfolio[:, a])
         portfolio[:, a + 1] = pf.drawdown[rows]
-        return market, portfolio
+        obs["portfolio"] = portfolio
+        return obs
 
     def observe(self) -> Obs:
         """The observation of every env now (fresh arrays)."""
-        market, portfolio = self._observe(slice(None), self._close[self.t])
-        return {"market": market, "portfolio": portfolio}
+        return self._observe(slice(None), self._close[self.t])
 
     # ------------------------------------------------------------------------- checkpoint
     def get_state(self) -> dict:

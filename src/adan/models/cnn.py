@@ -3,6 +3,16 @@
 Input is the trading observation ``{"market": [B, W, A, F], "portfolio": [B, P]}``. The window
 becomes a sequence of length W with A·F channels, so every conv filter sees every asset's
 features at once (cross-asset structure) and slides along time only.
+
+Higher timeframes (``market_4h`` [B, W4, A, F4], ...; see `adan.data.timeframes`) get a branch
+each: their own Conv1d stack with the same channels / kernels / strides config (a kernel longer
+than the sequence reaching that layer is shortened to it), pooled the same way (avg / max /
+avgmax plus the last bar's activations). All branches are concatenated with the portfolio
+embedding before the fuse layer. Why separate branches rather than one stack over windows
+aligned on the base clock: a 4h bar repeated four times on an hourly axis wastes the window
+on copies and blurs when it closed, and each timeframe has its own feature set (its own
+channel count) and time scale, so it gets its own filters. The cost is one small conv stack
+per timeframe.
 """
 
 from __future__ import annotations
@@ -17,10 +27,15 @@ from torch.utils.checkpoint import checkpoint
 from adan.models.mlp import activation
 
 
+def _module_key(obs_key: str) -> str:
+    return obs_key.replace(".", "_")
+
+
 class CustomCNN(nn.Module):
     """Conv1d blocks (conv → norm → activation → dropout) → global pooling, concatenated with an
     MLP embedding of the portfolio vector, then a fused linear layer of width ``features_dim``.
 
+    Every ``market_<rule>`` key of the space gets its own branch (module docstring).
     ``width_multiplier`` scales every conv width (one knob for sweeps).
     ``gradient_checkpointing`` recomputes the conv blocks in the backward pass to trade compute
     for activation memory (useful for long windows on GPU).
@@ -57,27 +72,37 @@ class CustomCNN(nn.Module):
             )
         strides = strides or [1] * len(channels)
         channels = [max(1, round(c * width_multiplier)) for c in channels]
-        window, n_assets, n_feat = observation_space["market"].shape
         act = activation(activation_fn)
-        blocks: list[nn.Module] = []
-        in_ch = n_assets * n_feat
-        for out_ch, k, s in zip(channels, kernel_sizes, strides, strict=True):
-            blocks.append(
-                nn.Sequential(
-                    nn.Conv1d(in_ch, out_ch, kernel_size=k, stride=s, padding=k // 2),
-                    nn.GroupNorm(1, out_ch) if norm else nn.Identity(),
-                    act(),
-                    nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
-                )
-            )
-            in_ch = out_ch
-        self.blocks = nn.ModuleList(blocks)
         if pooling not in ("avg", "max", "avgmax"):
             raise ValueError(f"model.pooling must be 'avg', 'max' or 'avgmax', got {pooling!r}")
         self.pooling = pooling
-        pooled = in_ch * (2 if pooling == "avgmax" else 1)
+
+        def conv_stack(key: str) -> nn.ModuleList:
+            length, n_assets, n_feat = observation_space[key].shape
+            blocks: list[nn.Module] = []
+            in_ch = n_assets * n_feat
+            for out_ch, k, s in zip(channels, kernel_sizes, strides, strict=True):
+                k = min(k, length)  # a kernel longer than the sequence would mostly see padding
+                blocks.append(
+                    nn.Sequential(
+                        nn.Conv1d(in_ch, out_ch, kernel_size=k, stride=s, padding=k // 2),
+                        nn.GroupNorm(1, out_ch) if norm else nn.Identity(),
+                        act(),
+                        nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+                    )
+                )
+                in_ch, length = out_ch, (length + 2 * (k // 2) - k) // s + 1
+            return nn.ModuleList(blocks)
+
+        self.blocks = conv_stack("market")
+        # Higher timeframes, in sorted key order; ModuleDict keys may not contain ".".
+        self.timeframe_keys = sorted(k for k in observation_space.spaces if k.startswith("market_"))
+        self.timeframe_blocks = nn.ModuleDict(
+            {_module_key(k): conv_stack(k) for k in self.timeframe_keys}
+        )
         # The last bar's activations are kept as well: pooling alone blurs "what happens now".
-        pooled += in_ch
+        per_branch = channels[-1] * (3 if pooling == "avgmax" else 2)
+        pooled = per_branch * (1 + len(self.timeframe_keys))
         self.has_portfolio = "portfolio" in observation_space.spaces
         p_dim = observation_space["portfolio"].shape[0] if self.has_portfolio else 0
         self.portfolio_net = (
@@ -88,8 +113,8 @@ class CustomCNN(nn.Module):
         self.gradient_checkpointing = gradient_checkpointing
         self.out_dim = features_dim
 
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
+    def _conv(self, x: torch.Tensor, blocks: nn.ModuleList) -> torch.Tensor:
+        for block in blocks:
             if self.gradient_checkpointing and self.training and x.requires_grad:
                 x = checkpoint(block, x, use_reentrant=False)
             elif self.gradient_checkpointing and self.training:
@@ -98,11 +123,11 @@ class CustomCNN(nn.Module):
                 x = block(x)
         return x
 
-    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        market = obs["market"].float()  # [B, W, A, F]
-        b, w = market.shape[:2]
-        x = market.reshape(b, w, -1).transpose(1, 2)  # [B, A·F, W]
-        x = self._conv(x)
+    def _branch(self, window: torch.Tensor, blocks: nn.ModuleList) -> list[torch.Tensor]:
+        """[B, W, A, F] window -> [pooled, last-bar activations] of its conv stack."""
+        b, w = window.shape[:2]
+        x = window.float().reshape(b, w, -1).transpose(1, 2)  # [B, A·F, W]
+        x = self._conv(x, blocks)
         last = x[:, :, -1]
         if self.pooling == "avg":
             pooled = x.mean(dim=2)
@@ -110,7 +135,12 @@ class CustomCNN(nn.Module):
             pooled = x.amax(dim=2)
         else:
             pooled = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
-        parts = [pooled, last]
+        return [pooled, last]
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = self._branch(obs["market"], self.blocks)
+        for key in self.timeframe_keys:
+            parts += self._branch(obs[key], self.timeframe_blocks[_module_key(key)])
         if self.portfolio_net is not None:
             parts.append(self.portfolio_net(obs["portfolio"].float()))
         return self.fuse(torch.cat(parts, dim=1))

@@ -1,0 +1,36 @@
+"""Put the run's composed config and its data contract into every checkpoint.
+
+Why: a checkpoint alone must be enough to evaluate or deploy the agent with the exact data
+transformation it was trained on: which files and cleaning, which features per timeframe, and
+the normalisation statistics fitted on the training split. ``eval.py`` rebuilds the pipeline
+from ``adan_config`` and applies the scalers in ``adan_data`` (see ``MarketPipeline.build``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+
+CONFIG_KEY = "adan_config"
+DATA_KEY = "adan_data"
+
+
+def data_contract(meta: dict[str, Any], assets: tuple[str, ...]) -> dict[str, Any]:
+    """The split-independent part of ``MarketData.meta``: feature names, fitted scalers."""
+    keep = ("feature_names", "scaler", "timeframes", "features_version")
+    return {"assets": list(assets), **{k: meta[k] for k in keep if k in meta}}
+
+
+class RunSpec(pl.Callback):
+    """Adds ``adan_config`` (the resolved config as plain containers) and ``adan_data`` (the
+    data contract, or None for gym tasks) to each checkpoint Lightning saves."""
+
+    def __init__(self, config: dict[str, Any], data: dict[str, Any] | None) -> None:
+        self.config, self.data = config, data
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+        checkpoint[DATA_KEY] = self.data

@@ -1,0 +1,347 @@
+"""Validate and clean the raw rows of one asset: each rule finds its defect, reports it, repairs it.
+
+The rules run in this order, each on what the previous ones left:
+
+1. ``unparseable_timestamp``: the row cannot be placed in time; dropped.
+2. ``mixed_epoch_units``: epochs in seconds and milliseconds in one column; each row converted
+   by its magnitude (see ``adan.data.timestamps``).
+3. ``non_numeric_value``: text in a price or volume field; read as missing (rule 4).
+4. ``missing_or_nonfinite``: NaN, NULL, empty or infinite price or volume; the bar is dropped
+   and becomes a gap (filled and flagged by alignment).
+5. ``non_positive_price`` / ``negative_volume``: the bar is dropped, as in 4.
+6. ``unsorted_rows``: rows not in time order (e.g. newest first); sorted.
+7. ``duplicate_timestamp``: the first row in file order is kept.
+8. ``stale_bars``: runs of ``stale_bars`` or more flat, zero-volume bars repeating the last
+   close (an exchange outage written as bars); dropped, so they become flagged gaps.
+9. ``outlier_price``: a price field far from its neighbours: robust z-score
+   |log(x / m)| / s > ``outlier_z``, where m is the median close of the ``outlier_neighbours``
+   bars on each side and s the local scale (1.4826 x the median absolute 1-bar log return over
+   ``outlier_window`` bars on each side, floored at a tenth of its median over the file); an
+   open or close must also break continuity with the previous close / next open, and a wick
+   is judged against its own bar's body (details in ``_repair_outliers``). This uses bars
+   after t: it is an offline repair of history, never part of a feature.
+10. ``ohlc_inconsistent``: high below open/close/low or low above them; high and low are
+    reset to the max and min of the four prices.
+11. ``gap``: missing bars on the bar clock; reported here, filled or split by alignment.
+
+In ``strict`` mode the first defect raises ``DataError`` with the file row instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from adan.data.loading import RawTable
+from adan.data.report import CleaningReport, DataError
+from adan.data.timestamps import NAT, parse_timestamps
+
+PRICES = ("open", "high", "low", "close")
+
+
+@dataclass
+class CleaningPolicy:
+    """How defects are handled; see the module docstring for each rule."""
+
+    mode: str = "repair"  # repair | strict
+    max_fill_bars: int = 24  # longer gaps split the history (the longest segment is kept)
+    stale_bars: int = 3  # 0 disables the rule
+    outlier_z: float = 25.0  # 0 disables the rule
+    outlier_neighbours: int = 2
+    outlier_window: int = 24
+    dayfirst: bool = False
+    timezone: str = "UTC"
+    timestamp_format: str | None = None
+    bar: str | None = None  # bar length ("1h"); None infers it (median spacing)
+
+    def __post_init__(self) -> None:
+        key = "data.cleaning."
+        if self.mode not in ("repair", "strict"):
+            raise DataError(f"{key}mode must be 'repair' or 'strict', got {self.mode!r}")
+        for name in ("max_fill_bars", "stale_bars", "outlier_neighbours", "outlier_window"):
+            if getattr(self, name) < 0:
+                raise DataError(f"{key}{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.outlier_z < 0:
+            raise DataError(f"{key}outlier_z must be >= 0 (0 disables), got {self.outlier_z!r}")
+
+
+@dataclass
+class AssetSeries:
+    """One asset's clean bars: sorted, unique timestamps (UTC ns), float64 OHLCV, and the file
+    row each bar came from."""
+
+    asset: str
+    file: str
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    rows: np.ndarray
+    bar_ns: int
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def clean_asset(
+    table: RawTable,
+    asset: str,
+    policy: CleaningPolicy,
+    report: CleaningReport,
+    index: np.ndarray | None = None,
+) -> AssetSeries:
+    """Apply every rule to the rows ``index`` of ``table`` (all rows when None)."""
+    idx = np.arange(len(table)) if index is None else np.asarray(index)
+    file = str(table.path)
+    rows = table.rows(idx)  # file row of every element below, carried through every step
+
+    def flag(rule: str, mask_or_idx: np.ndarray, action: str, detail: str = "") -> None:
+        sel = np.flatnonzero(mask_or_idx) if mask_or_idx.dtype == bool else mask_or_idx
+        report.defect(rule, file, asset, rows[sel], action, detail)
+
+    parsed = parse_timestamps(
+        table.timestamp[idx], policy.dayfirst, policy.timezone, policy.timestamp_format
+    )
+    ts = parsed.ns
+    bad_ts = ts == NAT
+    if bad_ts.any():
+        first = table.timestamp[idx][np.flatnonzero(bad_ts)[0]]
+        flag(
+            "unparseable_timestamp",
+            bad_ts,
+            "row dropped",
+            f"timestamp {first!r} in column {table.columns['timestamp']!r} is not a date or "
+            "epoch; set data.cleaning.timestamp_format or dayfirst if the format is odd",
+        )
+    epoch_units = {u: r for u, r in parsed.units.items() if u in ("s", "ms", "us", "ns")}
+    if len(epoch_units) > 1:
+        major = max(epoch_units, key=lambda u: len(epoch_units[u]))
+        minority = np.sort(np.concatenate([r for u, r in epoch_units.items() if u != major]))
+        counts = ", ".join(f"{len(r)} in {u}" for u, r in epoch_units.items())
+        flag(
+            "mixed_epoch_units",
+            minority,
+            "each row converted by its magnitude",
+            f"epoch column {table.columns['timestamp']!r} mixes units: {counts}",
+        )
+
+    values = {k: np.array(getattr(table, k)[idx], dtype=np.float64) for k in (*PRICES, "volume")}
+    for col, bad in table.unparsed.items():
+        local = np.flatnonzero(np.isin(idx, bad))
+        if len(local):
+            flag(
+                "non_numeric_value",
+                local,
+                "read as missing",
+                f"column {table.columns[col]!r} holds text, e.g. at row {rows[local[0]]}",
+            )
+    keep = ~bad_ts
+    nonfinite = np.zeros(len(idx), dtype=bool)
+    for v in values.values():
+        nonfinite |= ~np.isfinite(v)
+    if (nonfinite & keep).any():
+        cols = [table.columns[k] for k, v in values.items() if (~np.isfinite(v) & keep).any()]
+        flag(
+            "missing_or_nonfinite",
+            nonfinite & keep,
+            "bar dropped; the gap is filled and flagged",
+            f"NaN, NULL, empty or infinite values in {cols}",
+        )
+    keep &= ~nonfinite
+    with np.errstate(invalid="ignore"):
+        nonpos = np.zeros(len(idx), dtype=bool)
+        for k in PRICES:
+            nonpos |= values[k] <= 0
+        negvol = values["volume"] < 0
+    if (nonpos & keep).any():
+        flag("non_positive_price", nonpos & keep, "bar dropped; the gap is filled and flagged")
+    keep &= ~nonpos
+    if (negvol & keep).any():
+        flag("negative_volume", negvol & keep, "bar dropped; the gap is filled and flagged")
+    keep &= ~negvol
+
+    sel = np.flatnonzero(keep)
+    ts, rows = ts[sel], rows[sel]
+    values = {k: v[sel] for k, v in values.items()}
+    if len(ts) == 0:
+        raise DataError(f"{file}: no usable rows for asset {asset!r} (see the defects above)")
+
+    order = np.argsort(ts, kind="stable")  # stable: duplicates keep their file order
+    out_of_order = np.flatnonzero(np.diff(ts) < 0) + 1
+    if len(out_of_order):
+        newest_first = len(out_of_order) > 0.9 * (len(ts) - 1)
+        flag(
+            "unsorted_rows",
+            out_of_order,
+            "rows sorted by timestamp",
+            "rows are newest first" if newest_first else f"{len(out_of_order)} rows out of order",
+        )
+    ts, rows = ts[order], rows[order]
+    values = {k: v[order] for k, v in values.items()}
+
+    dup = np.concatenate([[False], ts[1:] == ts[:-1]])
+    if dup.any():
+        first_of = np.flatnonzero(~dup)[np.cumsum(~dup) - 1]  # the kept row of each duplicate
+        rel = max(
+            float(np.max(np.abs(v[dup] / v[first_of[dup]] - 1.0), initial=0.0))
+            for k, v in values.items()
+            if k in PRICES
+        )
+        flag(
+            "duplicate_timestamp",
+            dup,
+            "first row in file order kept",
+            f"{int(dup.sum())} repeated timestamps; largest price difference to the kept row "
+            f"{rel:.2%}",
+        )
+        ts, rows = ts[~dup], rows[~dup]
+        values = {k: v[~dup] for k, v in values.items()}
+
+    bar_ns = _bar_length(ts, policy, file)
+    stale = _stale_bars(values, policy.stale_bars)
+    if stale.any():
+        flag(
+            "stale_bars",
+            stale,
+            "bars dropped; the gap is filled and flagged",
+            f"runs of >= {policy.stale_bars} flat zero-volume bars repeating the last close "
+            "(an outage written as bars)",
+        )
+        ts, rows = ts[~stale], rows[~stale]
+        values = {k: v[~stale] for k, v in values.items()}
+
+    _repair_outliers(values, policy, flag)
+    _repair_ohlc(values, flag)
+
+    steps = np.diff(ts)
+    gaps = np.flatnonzero(steps > bar_ns)
+    if len(gaps):
+        missing = (steps[gaps] // bar_ns - 1).astype(np.int64)
+        worst = int(np.argmax(missing))
+        flag(
+            "gap",
+            gaps + 1,
+            f"gaps up to {policy.max_fill_bars} bars filled and flagged; longer ones split",
+            f"{int(missing.sum())} missing bars in {len(gaps)} gap(s); longest "
+            f"{int(missing[worst])} bars after {pd.Timestamp(ts[gaps[worst]])}",
+        )
+    misaligned = np.flatnonzero((ts - ts[0]) % bar_ns != 0)
+    if len(misaligned):
+        raise DataError(
+            f"{file}: row {rows[misaligned[0]]}: timestamp {pd.Timestamp(ts[misaligned[0]])} is "
+            f"not on the {pd.Timedelta(bar_ns)} bar clock that starts at {pd.Timestamp(ts[0])}; "
+            "resample the file to one bar length first, or set data.cleaning.bar"
+        )
+    return AssetSeries(asset, file, ts, **values, rows=rows, bar_ns=bar_ns)
+
+
+def _bar_length(ts: np.ndarray, policy: CleaningPolicy, file: str) -> int:
+    if policy.bar is not None:
+        return int(pd.Timedelta(policy.bar).value)
+    if len(ts) < 2:
+        raise DataError(f"{file}: a single bar; cannot infer the bar length")
+    return int(np.median(np.diff(ts)))
+
+
+def _stale_bars(values: dict[str, np.ndarray], min_run: int) -> np.ndarray:
+    """Bars inside runs of >= ``min_run`` flat zero-volume bars at the previous close."""
+    n = len(values["close"])
+    if min_run == 0 or n < 2:
+        return np.zeros(n, dtype=bool)
+    o, h, lo, c, v = (values[k] for k in (*PRICES, "volume"))
+    prev_close = np.concatenate([[np.nan], c[:-1]])
+    flat = (v == 0) & (o == h) & (h == lo) & (lo == c) & (c == prev_close)
+    # run lengths of consecutive flat bars
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], flat.astype(np.int8)])) == 1)
+    ends = np.flatnonzero(np.diff(np.concatenate([flat.astype(np.int8), [0]])) == -1) + 1
+    out = np.zeros(n, dtype=bool)
+    for s, e in zip(starts, ends, strict=True):  # loops over runs, not bars
+        if e - s >= min_run:
+            out[s:e] = True
+    return out
+
+
+def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag) -> None:
+    """Rule 9: price fields far from their neighbours, judged in two steps.
+
+    Open and close: flagged when their robust z against the neighbours' median close exceeds
+    ``outlier_z`` *and* they break continuity (the open jumps from the previous close, the
+    close from the next open): a real spike is confirmed by the next bar opening there, a bad
+    print is not. They are replaced by the neighbours' median close. High and low (wicks) are
+    judged against the bar's own body, at twice the threshold since real wicks are long; a bad
+    one is cut back to the body.
+    """
+    n = len(values["close"])
+    k, zmax = policy.outlier_neighbours, policy.outlier_z
+    if zmax == 0 or k == 0 or n < 2 * k + 2:
+        return
+    logc = pd.Series(np.log(values["close"]))
+    neighbours = pd.concat([logc.shift(i) for i in range(-k, k + 1) if i != 0], axis=1)
+    ref = neighbours.median(axis=1, skipna=True).to_numpy()
+    absret = logc.diff().abs()
+    scale = absret.rolling(2 * policy.outlier_window + 1, center=True, min_periods=3).median()
+    scale = scale.to_numpy() * 1.4826
+    floor = 0.1 * np.nanmedian(scale) if np.isfinite(scale).any() else 1e-4
+    scale = np.fmax(np.nan_to_num(scale, nan=floor), max(floor, 1e-6))
+
+    def z(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(np.abs(np.log(a) - b) / scale, nan=np.inf)
+
+    logo = np.log(values["open"])
+    prev_close = np.concatenate([[np.nan], logc.to_numpy()[:-1]])
+    next_open = np.concatenate([logo[1:], [np.nan]])
+    hits = {
+        "open": np.flatnonzero(
+            (z(values["open"], ref) > zmax) & (z(values["open"], prev_close) > zmax)
+        ),
+        "close": np.flatnonzero(
+            (z(values["close"], ref) > zmax) & (z(values["close"], next_open) > zmax)
+        ),
+    }
+    examples = [
+        f"{f} {values[f][b[0]]:g} vs neighbours {np.exp(ref[b[0]]):g}"
+        for f, b in hits.items()
+        if len(b)
+    ]
+    for f, b in hits.items():
+        values[f][b] = np.exp(ref[b])
+    body_hi = np.maximum(values["open"], values["close"])
+    body_lo = np.minimum(values["open"], values["close"])
+    with np.errstate(invalid="ignore"):
+        hits["high"] = np.flatnonzero(np.log(values["high"] / body_hi) / scale > 2 * zmax)
+        hits["low"] = np.flatnonzero(np.log(body_lo / values["low"]) / scale > 2 * zmax)
+    examples += [
+        f"{f} {values[f][b[0]]:g} vs body {(body_hi if f == 'high' else body_lo)[b[0]]:g}"
+        for f, b in hits.items()
+        if f in ("high", "low") and len(b)
+    ]
+    values["high"][hits["high"]] = body_hi[hits["high"]]
+    values["low"][hits["low"]] = body_lo[hits["low"]]
+    bars = np.unique(np.concatenate(list(hits.values())))
+    if len(bars):
+        flag(
+            "outlier_price",
+            bars,
+            "bad open/close replaced by the neighbours' median close; bad wick cut to the body",
+            f"robust z > {zmax:g}: " + "; ".join(examples),
+        )
+
+
+def _repair_ohlc(values: dict[str, np.ndarray], flag) -> None:
+    """Rule 10: high >= max(open, close, low) and low <= min(open, close, high)."""
+    o, h, lo, c = (values[k] for k in PRICES)
+    top = np.maximum.reduce([o, h, lo, c])
+    bottom = np.minimum.reduce([o, h, lo, c])
+    bad = (h < top) | (lo > bottom)
+    if bad.any():
+        flag(
+            "ohlc_inconsistent",
+            bad,
+            "high and low reset to the max and min of the bar's prices",
+            "high below open/close/low, or low above them",
+        )
+        values["high"], values["low"] = top, bottom

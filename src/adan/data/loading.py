@@ -1,0 +1,361 @@
+"""Read OHLCV files (CSV or Parquet) into plain arrays, streaming, with columns found by alias.
+
+Why streaming: a user's file may be larger than memory allows twice over. The rows are counted
+first (a fast byte scan for CSV, the footer for Parquet), the output arrays are allocated once,
+and record batches from pyarrow are copied into them, so peak memory is the final arrays plus
+one block, never a DataFrame of everything.
+
+Columns are matched case-insensitively after normalising spaces and dashes to underscores
+(``Volume BTC`` -> ``volume_btc``), against the aliases in ``COLUMN_ALIASES``; a ``columns``
+mapping {canonical name: file column} overrides them. Timestamps are parsed by
+``adan.data.timestamps``; nothing here judges the values (that is ``cleaning``'s job).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from adan.data.report import DataError
+
+REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    # earlier aliases win when a file has several (Binance dumps carry both `unix` and `date`)
+    "timestamp": (
+        "timestamp",
+        "unix",
+        "open_time",
+        "opentime",
+        "time",
+        "date",
+        "datetime",
+        "date_time",
+        "ts",
+    ),
+    "open": ("open", "o", "open_price"),
+    "high": ("high", "h", "high_price"),
+    "low": ("low", "l", "low_price"),
+    "close": ("close", "c", "close_price"),
+    "volume": ("volume", "vol", "v", "base_volume", "volume_base"),
+    "symbol": ("symbol", "ticker", "asset", "pair", "instrument"),
+}
+# `Volume USDT`-style columns are quote volume; `Volume BTC` is the base volume we want.
+QUOTE_CURRENCIES = ("usdt", "usd", "busd", "usdc", "tusd", "eur", "quote")
+CSV_BLOCK_BYTES = 1 << 24
+
+
+def normalise_name(name: str) -> str:
+    """``" Volume BTC"`` -> ``"volume_btc"``: lower case, spaces and dashes to underscores."""
+    return "_".join(str(name).strip().lower().replace("-", " ").split())
+
+
+def expand_paths(path: str | Sequence[str], root: str | Path | None = None) -> list[Path]:
+    """One path, a glob, or a list of either -> existing files, sorted within each glob.
+
+    Relative paths are tried as given, then under ``root`` (the project root when run by Hydra,
+    whose working directory is the run directory).
+    """
+    items = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not items:
+        raise DataError("data.path is empty: give a file, a glob or a list of files")
+    out: list[Path] = []
+    for item in items:
+        item = os.path.expanduser(str(item))
+        candidates = [item]
+        if root is not None and not os.path.isabs(item):
+            candidates.append(str(Path(root) / item))
+        for cand in candidates:
+            matches = sorted(glob.glob(cand)) if glob.has_magic(cand) else [cand]
+            matches = [m for m in matches if os.path.isfile(m)]
+            if matches:
+                out.extend(Path(m) for m in matches)
+                break
+        else:
+            raise DataError(
+                f"data.path: no file matches {item!r} (looked in {os.getcwd()}"
+                + (f" and {root}" if root is not None else "")
+                + "); check the path or the glob"
+            )
+    return out
+
+
+def file_format(path: Path, fmt: str = "auto") -> str:
+    """``csv`` or ``parquet``, from ``fmt`` or the file name."""
+    if fmt != "auto":
+        if fmt not in ("csv", "parquet"):
+            raise DataError(f"data.format must be auto, csv or parquet, got {fmt!r}")
+        return fmt
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+        return "csv"
+    raise DataError(f"{path}: cannot tell the format from the name; set data.format=csv or parquet")
+
+
+def resolve_columns(
+    path: Path, names: Sequence[str], overrides: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Map canonical names (timestamp, open, ..., optional symbol) to the file's columns.
+
+    Returns (mapping, ignored columns). Raises ``DataError`` naming the file, the missing
+    column, the columns the file has, and how to map them.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(COLUMN_ALIASES))
+    if unknown:
+        raise DataError(
+            f"data.columns has unknown key {unknown[0]!r}; keys: {sorted(COLUMN_ALIASES)}"
+        )
+    by_norm: dict[str, str] = {}
+    for n in names:
+        by_norm.setdefault(normalise_name(n), n)
+    mapping: dict[str, str] = {}
+    for canon, col in overrides.items():
+        if col not in names and normalise_name(col) not in by_norm:
+            raise DataError(
+                f"{path}: data.columns.{canon}={col!r} is not a column of the file; "
+                f"its columns are {list(names)}"
+            )
+        mapping[canon] = col if col in names else by_norm[normalise_name(col)]
+    for canon, aliases in COLUMN_ALIASES.items():
+        if canon in mapping:
+            continue
+        hit = next((by_norm[a] for a in aliases if a in by_norm), None)
+        if hit is None and canon == "volume":
+            hit = next(
+                (
+                    orig
+                    for norm, orig in by_norm.items()
+                    if norm.startswith("volume_") and not norm.endswith(QUOTE_CURRENCIES)
+                ),
+                None,
+            )
+        if hit is not None:
+            mapping[canon] = hit
+    missing = [c for c in REQUIRED if c not in mapping]
+    if missing:
+        raise DataError(
+            f"{path}: missing required column {missing[0]!r} (needed: {list(REQUIRED)}); the "
+            f"file has {list(names)}. Map it in config, e.g. "
+            f"data.columns.{missing[0]}=<column name>"
+        )
+    used = set(mapping.values())
+    return mapping, [n for n in names if n not in used]
+
+
+@dataclass
+class RawTable:
+    """The columns of one file, uncleaned: what the loader read, nothing judged yet.
+
+    ``timestamp`` is float64 epochs when the column is numeric, else an object array of
+    strings. Prices and volume are float64 with NaN where a field was empty, NULL or not a
+    number. ``first_row`` converts array index i to the file row ``first_row + i``.
+    """
+
+    path: Path
+    columns: dict[str, str]
+    ignored: list[str]
+    timestamp: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    symbol: np.ndarray | None = None  # object array of strings, long files only
+    first_row: int = 2  # CSV: the header is line 1
+    unparsed: dict[str, np.ndarray] = field(default_factory=dict)  # column -> bad row indices
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """File rows of array indices ``idx``."""
+        return np.asarray(idx, dtype=np.int64) + self.first_row
+
+
+_NUMERIC = ("open", "high", "low", "close", "volume")
+
+
+def read_table(path: Path, fmt: str = "auto", columns: Mapping[str, str] | None = None) -> RawTable:
+    """Read one CSV or Parquet file's OHLCV (+ timestamp, optional symbol) columns."""
+    kind = file_format(path, fmt)
+    try:
+        if os.path.getsize(path) == 0:
+            raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows")
+        return _read_parquet(path, columns) if kind == "parquet" else _read_csv(path, columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{path}: cannot be read as {kind}: {err}") from err
+
+
+def _count_csv_rows(path: Path) -> int:
+    """Newlines in the file (an upper bound on data rows + header), by a fast byte scan."""
+    if path.name.lower().endswith(".gz"):
+        return 0  # unknown: the arrays grow as batches arrive
+    n, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+class _Columns:
+    """Output arrays allocated once and filled batch by batch (grown only if under-counted)."""
+
+    def __init__(self, capacity: int, ts_numeric: bool, with_symbol: bool) -> None:
+        cap = max(capacity, 1)
+        self.n = 0
+        self.ts = np.empty(cap, dtype=np.float64 if ts_numeric else object)
+        self.num = {k: np.empty(cap, dtype=np.float64) for k in _NUMERIC}
+        self.symbol = np.empty(cap, dtype=object) if with_symbol else None
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * len(self.ts))
+        self.ts = np.resize(self.ts, cap)
+        self.num = {k: np.resize(v, cap) for k, v in self.num.items()}
+        if self.symbol is not None:
+            self.symbol = np.resize(self.symbol, cap)
+
+    def add(self, ts: np.ndarray, num: dict[str, np.ndarray], symbol: np.ndarray | None) -> None:
+        k = len(ts)
+        if self.n + k > len(self.ts):
+            self._grow(self.n + k)
+        s = slice(self.n, self.n + k)
+        self.ts[s] = ts
+        for name, arr in num.items():
+            self.num[name][s] = arr
+        if self.symbol is not None and symbol is not None:
+            self.symbol[s] = symbol
+        self.n += k
+
+    def table(self, path: Path, mapping: dict, ignored: list, first_row: int) -> RawTable:
+        n = self.n
+        if n == 0:
+            raise DataError(f"{path}: no data rows after the header")
+        return RawTable(
+            path=path,
+            columns=mapping,
+            ignored=ignored,
+            timestamp=self.ts[:n],
+            symbol=None if self.symbol is None else self.symbol[:n],
+            first_row=first_row,
+            **{k: v[:n] for k, v in self.num.items()},
+        )
+
+
+def _to_float(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64 (NaN for null or text), and the indices that were text, not null."""
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64), np.empty(0, int)
+    import pandas as pd
+
+    raw = col.to_pandas()
+    out = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    text = np.flatnonzero(np.isnan(out) & raw.notna().to_numpy())
+    return out, text
+
+
+def _batch_arrays(
+    batch: pa.RecordBatch, mapping: dict[str, str], ts_numeric: bool, offset: int, bad: dict
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+    cols = {name: batch.column(batch.schema.get_field_index(col)) for name, col in mapping.items()}
+    num = {}
+    for name in _NUMERIC:
+        num[name], text = _to_float(cols[name])
+        if len(text):
+            bad.setdefault(name, []).append(text + offset)
+    ts_col = cols["timestamp"]
+    if ts_numeric:
+        ts = np.asarray(ts_col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    else:
+        ts = np.asarray(ts_col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    sym = None
+    if "symbol" in cols:
+        sym = np.asarray(cols["symbol"].cast(pa.string()).to_numpy(zero_copy_only=False), object)
+    return ts, num, sym
+
+
+def _read_csv(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
+    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+    try:
+        probe = pacsv.open_csv(path, read_options=read)
+    except pa.ArrowInvalid as err:
+        if "Empty CSV file" in str(err):
+            raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows") from err
+        raise
+    names = probe.schema.names
+    mapping, ignored = resolve_columns(path, names, overrides)
+    ts_type = probe.schema.field(mapping["timestamp"]).type
+    ts_numeric = pa.types.is_integer(ts_type) or pa.types.is_floating(ts_type)
+    # Numbers are read as float64 when the first block says they are numbers; a later block
+    # with text in them makes pyarrow fail, and the file is then read again as text.
+    types = {mapping[k]: pa.float64() for k in _NUMERIC}
+    types[mapping["timestamp"]] = pa.float64() if ts_numeric else pa.string()
+    if "symbol" in mapping:
+        types[mapping["symbol"]] = pa.string()
+    try:
+        return _stream_csv(path, mapping, ignored, types, ts_numeric)
+    except pa.ArrowInvalid:
+        text_types = {c: pa.string() for c in types}
+        return _stream_csv(path, mapping, ignored, text_types, ts_numeric)
+
+
+def _stream_csv(
+    path: Path, mapping: dict, ignored: list, types: dict, ts_numeric: bool
+) -> RawTable:
+    convert = pacsv.ConvertOptions(
+        column_types=types,
+        include_columns=list(dict.fromkeys(mapping.values())),
+        strings_can_be_null=True,
+    )
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=convert
+    )
+    out = _Columns(_count_csv_rows(path), ts_numeric, "symbol" in mapping)
+    bad: dict[str, list] = {}
+    for batch in reader:
+        if ts_numeric and not pa.types.is_floating(
+            batch.schema.field(mapping["timestamp"]).type
+        ):  # numbers in the first block, text later: parse the whole column as text instead
+            raise pa.ArrowInvalid("timestamp column changes type")
+        out.add(*_batch_arrays(batch, mapping, ts_numeric, out.n, bad))
+    table = out.table(path, mapping, ignored, first_row=2)
+    table.unparsed = {k: np.concatenate(v) for k, v in bad.items()}
+    return table
+
+
+def _read_parquet(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    mapping, ignored = resolve_columns(path, names, overrides)
+    ts_field = pf.schema_arrow.field(mapping["timestamp"])
+    # A timestamp-typed column becomes ns epochs (UTC, whatever its zone), which the parser's
+    # per-row unit detection reads as nanoseconds.
+    scale = None
+    if pa.types.is_timestamp(ts_field.type):
+        ts_numeric, scale = True, {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[ts_field.type.unit]
+    else:
+        ts_numeric = pa.types.is_integer(ts_field.type) or pa.types.is_floating(ts_field.type)
+    out = _Columns(pf.metadata.num_rows, ts_numeric, "symbol" in mapping)
+    bad: dict[str, list] = {}
+    for batch in pf.iter_batches(batch_size=1 << 20, columns=list(dict.fromkeys(mapping.values()))):
+        if scale is not None:
+            idx = batch.schema.get_field_index(mapping["timestamp"])
+            ns = batch.column(idx).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            col = pa.array(np.asarray(ns, dtype=np.float64) * scale)
+            batch = batch.set_column(idx, mapping["timestamp"], col)
+        out.add(*_batch_arrays(batch, mapping, ts_numeric, out.n, bad))
+    table = out.table(path, mapping, ignored, first_row=1)
+    table.unparsed = {k: np.concatenate(v) for k, v in bad.items()}
+    return table

@@ -1,0 +1,136 @@
+"""What cleaning found and did, one entry per rule and file, written as JSON to the run directory.
+
+Why: real OHLCV files are dirty. Every repair is a line in this report (rule, file, the rows it
+touched, what was done), so a researcher can see exactly how their data was changed; in
+``strict`` mode the first defect is refused instead, with a ``DataError`` naming the file, the
+row and the problem.
+
+Rows are file line numbers (1-based, the header is line 1) for CSV, and 1-based row numbers
+for Parquet, so ``sed -n <row>p file.csv`` shows the offending line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_LISTED_ROWS = 20  # rows listed per defect; the count is always complete
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as it is; the message names the file, row and problem."""
+
+
+@dataclass
+class Defect:
+    """One rule that fired on one file (or on the aligned assets when ``file`` is empty)."""
+
+    rule: str
+    file: str
+    asset: str
+    count: int
+    action: str
+    rows: list[int] = field(default_factory=list)  # the first MAX_LISTED_ROWS rows
+    detail: str = ""
+
+
+class CleaningReport:
+    """Collects defects while data is loaded and cleaned.
+
+    ``mode`` is ``"repair"`` (fix and record) or ``"strict"`` (raise on the first defect).
+    """
+
+    MODES = ("repair", "strict")
+
+    def __init__(self, mode: str = "repair") -> None:
+        if mode not in self.MODES:
+            raise DataError(f"data.cleaning.mode must be 'repair' or 'strict', got {mode!r}")
+        self.mode = mode
+        self.defects: list[Defect] = []
+        self.files: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {}
+
+    def defect(
+        self,
+        rule: str,
+        file: str,
+        asset: str,
+        rows: np.ndarray | list[int],
+        action: str,
+        detail: str = "",
+    ) -> None:
+        """Record that ``rule`` fired on ``rows`` and what repair mode did about it.
+
+        In strict mode this raises a ``DataError`` for the first row instead.
+        """
+        rows = [int(r) for r in np.asarray(rows, dtype=np.int64).ravel()]
+        if not rows and rule not in _ROWLESS_RULES:
+            return
+        if self.mode == "strict":
+            where = f"row {rows[0]}" if rows else "whole file"
+            raise DataError(
+                f"{file or asset}: {where}: {rule}: {detail or action} "
+                f"({len(rows) or 1} row(s) in all). Fix the file, or set "
+                "data.cleaning.mode=repair to repair it and list every fix in the "
+                "cleaning report."
+            )
+        self.defects.append(
+            Defect(rule, file, asset, len(rows), action, rows[:MAX_LISTED_ROWS], detail)
+        )
+
+    def note_file(self, **info: Any) -> None:
+        """What was read from one file: path, asset, rows, the columns used and ignored."""
+        self.files.append(info)
+
+    def count(self, rule: str) -> int:
+        """Total rows flagged by ``rule`` over all files."""
+        return sum(d.count for d in self.defects if d.rule == rule)
+
+    @property
+    def rules(self) -> list[str]:
+        return sorted({d.rule for d in self.defects})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "files": self.files,
+            "defects": [asdict(d) for d in self.defects],
+            "summary": dict(self.summary, rules_fired=self.rules, defects=len(self.defects)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CleaningReport:
+        """The inverse of ``to_dict``."""
+        report = cls(data["mode"])
+        report.files = list(data["files"])
+        report.defects = [Defect(**d) for d in data["defects"]]
+        report.summary = {
+            k: v for k, v in data["summary"].items() if k not in ("rules_fired", "defects")
+        }
+        return report
+
+    def write(self, path: str | Path) -> Path:
+        """Write the report as JSON (atomically: a partial report is never left behind)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        tmp.replace(path)
+        return path
+
+    def describe(self) -> str:
+        """A short multi-line text: one line per defect, for the log."""
+        if not self.defects:
+            return "cleaning: no defects found"
+        lines = [f"cleaning ({self.mode}): {len(self.defects)} defect(s)"]
+        for d in self.defects:
+            where = f"{Path(d.file).name}" if d.file else d.asset
+            lines.append(f"  {where}: {d.rule} x{d.count} -> {d.action}")
+        return "\n".join(lines)
+
+
+_ROWLESS_RULES = {"assets_listed_at_different_dates", "long_gap_segment_dropped"}

@@ -1,0 +1,355 @@
+"""OHLCV files -> one clean, aligned ``Bars``: read, clean per asset (in parallel), align.
+
+``FileSource`` is the bar source behind ``data=csv``, ``data=parquet`` and
+``data=binance_sample``: ``MarketPipeline`` calls ``generate()`` and never knows a file was
+involved. One file per asset (the asset named by its symbol column, else by the file name), or
+a long file with a symbol column holding several assets.
+
+Alignment puts every asset on one bar clock from the date the last asset was listed to the
+date the first one ends. A bar missing for an asset (a gap in its file, or a bar cleaning
+dropped) is filled flat at the last close with zero volume and flagged in ``Bars.filled``, if
+the gap is at most ``max_fill_bars`` long. Longer gaps split the history, and the longest
+segment without one is kept; both are in the cleaning report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from adan.data.bars import Bars
+from adan.data.cleaning import AssetSeries, CleaningPolicy, clean_asset
+from adan.data.loading import expand_paths, read_table
+from adan.data.pipeline import MarketPipeline
+from adan.data.report import CleaningReport, DataError
+
+log = logging.getLogger(__name__)
+
+
+def load_assets(
+    path: Path, fmt: str, columns: Mapping[str, str] | None, policy: CleaningPolicy, asset: str
+) -> tuple[list[AssetSeries], CleaningReport]:
+    """Read and clean one file: one asset, or one per symbol in a long file."""
+    report = CleaningReport(policy.mode)
+    table = read_table(path, fmt, columns)
+    report.note_file(
+        path=str(path),
+        rows=len(table),
+        columns=table.columns,
+        ignored_columns=table.ignored,
+    )
+    if table.symbol is None:
+        return [clean_asset(table, asset, policy, report)], report
+    symbols = pd.Series(table.symbol, dtype=object)
+    if symbols.isna().any():
+        bad = np.flatnonzero(symbols.isna().to_numpy())
+        report.defect(
+            "missing_symbol", str(path), asset, table.rows(bad), "row dropped", "empty symbol"
+        )
+    groups = symbols.dropna().groupby(symbols.dropna(), sort=True).indices
+    if len(groups) == 1:  # a one-asset file that names its symbol (e.g. BTC/USDT): use the name
+        ((name, idx),) = groups.items()
+        return [clean_asset(table, _asset_name(str(name)), policy, report, idx)], report
+    return [
+        clean_asset(table, _asset_name(str(name)), policy, report, idx)
+        for name, idx in groups.items()
+    ], report
+
+
+def _asset_name(symbol: str) -> str:
+    """``BTC/USDT`` -> ``BTCUSDT``: a name safe in metric keys and file names."""
+    return re.sub(r"[^A-Za-z0-9_.]", "", symbol) or symbol
+
+
+def asset_from_path(path: Path) -> str:
+    """``Binance_BTCUSDT_1h.csv`` -> ``Binance_BTCUSDT_1h`` (the stem; a symbol column wins)."""
+    name = path.name
+    for ext in (".csv.gz", ".parquet", ".csv", ".txt", ".tsv", ".pq"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return path.stem
+
+
+def align_assets(
+    series: Sequence[AssetSeries], policy: CleaningPolicy, report: CleaningReport
+) -> Bars:
+    """Put every asset on one bar clock; fill and flag short gaps, split at long ones."""
+    series = merge_same_asset(series, report)
+    names = [s.asset for s in series]
+    bar = series[0].bar_ns
+    for s in series[1:]:
+        if s.bar_ns != bar:
+            raise DataError(
+                f"{s.file}: bars of {pd.Timedelta(s.bar_ns)}, but {series[0].file} has bars of "
+                f"{pd.Timedelta(bar)}; resample the files to one bar length"
+            )
+    start = max(int(s.ts[0]) for s in series)
+    stop = min(int(s.ts[-1]) for s in series)
+    if start > stop:
+        spans = ", ".join(
+            f"{s.asset} {pd.Timestamp(s.ts[0])}..{pd.Timestamp(s.ts[-1])}" for s in series
+        )
+        raise DataError(f"the assets' periods do not overlap ({spans}); nothing to align")
+    clock = start + bar * np.arange((stop - start) // bar + 1, dtype=np.int64)
+    t, a = len(clock), len(series)
+    arrays = {k: np.empty((t, a)) for k in ("open", "high", "low", "close", "volume")}
+    filled = np.zeros((t, a), dtype=bool)
+    run_ok = np.ones(t, dtype=bool)  # False at bars inside a gap longer than max_fill_bars
+    alignment: dict[str, Any] = {"bar": str(pd.Timedelta(bar)), "assets": {}}
+    for j, s in enumerate(series):
+        inside = (s.ts >= start) & (s.ts <= stop)
+        pos = ((s.ts[inside] - start) // bar).astype(np.int64)
+        have = np.zeros(t, dtype=bool)
+        have[pos] = True
+        last = np.maximum.accumulate(np.where(have, np.arange(t), -1))  # last real bar index
+        close = np.full(t, np.nan)
+        close[pos] = s.close[inside]
+        for k in ("open", "high", "low", "volume"):
+            col = np.full(t, np.nan)
+            col[pos] = getattr(s, k)[inside]
+            arrays[k][:, j] = col
+        arrays["close"][:, j] = close
+        prev_close = close[np.maximum(last, 0)]
+        missing = ~have
+        for k in ("open", "high", "low", "close"):
+            arrays[k][missing, j] = prev_close[missing]
+        arrays["volume"][missing, j] = 0.0
+        filled[:, j] = missing
+        gap_len = _run_lengths(missing)
+        run_ok &= gap_len <= policy.max_fill_bars
+        alignment["assets"][s.asset] = {
+            "file": s.file,
+            "first": str(pd.Timestamp(s.ts[0])),
+            "last": str(pd.Timestamp(s.ts[-1])),
+            "bars_before_common_start": int((s.ts < start).sum()),
+            "bars_after_common_end": int((s.ts > stop).sum()),
+            "filled_bars": int(missing.sum()),
+        }
+    if len({str(pd.Timestamp(s.ts[0])) for s in series}) > 1:
+        alignment["note"] = (
+            "assets start at different dates; the common clock starts when the last one is "
+            f"listed, {pd.Timestamp(start)}"
+        )
+    keep = _longest_true_run(run_ok)
+    if keep.stop - keep.start < t:
+        report.defect(
+            "long_gap_segment_dropped",
+            "",
+            ",".join(names),
+            [],
+            f"kept the longest stretch without a gap over {policy.max_fill_bars} bars: "
+            f"{pd.Timestamp(clock[keep.start])} .. {pd.Timestamp(clock[keep.stop - 1])}",
+            f"{t - (keep.stop - keep.start)} of {t} bars dropped; raise "
+            "data.cleaning.max_fill_bars to fill longer gaps instead",
+        )
+    if keep.stop <= keep.start:
+        raise DataError("every bar lies inside a gap longer than max_fill_bars; nothing left")
+    report.summary["alignment"] = alignment
+    report.summary["bars"] = keep.stop - keep.start
+    return Bars(
+        timestamps=clock[keep].astype("datetime64[ns]"),
+        assets=tuple(names),
+        filled=np.ascontiguousarray(filled[keep]),
+        **{k: np.ascontiguousarray(v[keep]) for k, v in arrays.items()},
+    )
+
+
+def merge_same_asset(series: Sequence[AssetSeries], report: CleaningReport) -> list[AssetSeries]:
+    """Join the files of one asset (e.g. one file per year) into one series, in time order.
+
+    Where files overlap, the bar of the file listed first is kept and the overlap reported.
+    """
+    by_asset: dict[str, list[AssetSeries]] = {}
+    for s in series:
+        by_asset.setdefault(s.asset, []).append(s)
+    out = []
+    for asset, parts in by_asset.items():
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        cat = {
+            k: np.concatenate([getattr(p, k) for p in parts])
+            for k in ("ts", "open", "high", "low", "close", "volume", "rows")
+        }
+        source = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
+        order = np.lexsort((source, cat["ts"]))  # by time, then by file order
+        cat = {k: v[order] for k, v in cat.items()}
+        source = source[order]
+        dup = np.concatenate([[False], cat["ts"][1:] == cat["ts"][:-1]])
+        for i, p in enumerate(parts):
+            mine = dup & (source == i)
+            if mine.any():
+                report.defect(
+                    "duplicate_timestamp",
+                    p.file,
+                    asset,
+                    cat["rows"][mine],
+                    "bar of the file listed first kept",
+                    f"{int(mine.sum())} bars overlap another file of {asset}",
+                )
+        cat = {k: v[~dup] for k, v in cat.items()}
+        files = " + ".join(p.file for p in parts)
+        out.append(AssetSeries(asset, files, bar_ns=parts[0].bar_ns, **cat))
+    return out
+
+
+def _run_lengths(mask: np.ndarray) -> np.ndarray:
+    """For each True element, the length of the run of Trues it belongs to (0 elsewhere)."""
+    m = np.concatenate([[0], mask.astype(np.int8), [0]])
+    starts = np.flatnonzero(np.diff(m) == 1)
+    ends = np.flatnonzero(np.diff(m) == -1)
+    out = np.zeros(len(mask), dtype=np.int64)
+    lengths = ends - starts
+    ids = np.cumsum(np.diff(m)[:-1] == 1) - 1  # run id at each position (valid where mask)
+    out[mask] = lengths[ids[mask]]
+    return out
+
+
+def _longest_true_run(mask: np.ndarray) -> slice:
+    m = np.concatenate([[0], mask.astype(np.int8), [0]])
+    starts = np.flatnonzero(np.diff(m) == 1)
+    ends = np.flatnonzero(np.diff(m) == -1)
+    if len(starts) == 0:
+        return slice(0, 0)
+    i = int(np.argmax(ends - starts))
+    return slice(int(starts[i]), int(ends[i]))
+
+
+class FileSource:
+    """Bars from OHLCV files; see the module docstring.
+
+    ``path``: a file, a glob, or a list; relative paths are also looked up under the project
+    root. ``assets``: names for the files in order (default: the symbol column, else the file
+    name). ``columns``: {canonical: file column} overrides. ``cleaning``: a ``CleaningPolicy``
+    as a mapping. ``report_path``: where the JSON cleaning report is written (the run
+    directory by default). ``n_jobs``: files read and cleaned in parallel (-1: all cores).
+    """
+
+    def __init__(
+        self,
+        path: str | Sequence[str],
+        format: str = "auto",
+        assets: Sequence[str] | None = None,
+        columns: Mapping[str, str] | None = None,
+        cleaning: Mapping[str, Any] | None = None,
+        report_path: str | None = "cleaning_report.json",
+        n_jobs: int = 1,
+        root: str | None = None,
+    ) -> None:
+        root = root if root is not None else os.environ.get("PROJECT_ROOT")
+        self.paths = expand_paths(path if isinstance(path, str) else list(path), root)
+        self.format = format
+        self.assets = None if assets is None else [str(a) for a in assets]
+        if self.assets is not None and len(self.assets) != len(self.paths):
+            raise DataError(
+                f"data.assets names {len(self.assets)} assets for {len(self.paths)} "
+                f"files {[str(p) for p in self.paths]}"
+            )
+        self.columns = {str(k): str(v) for k, v in (columns or {}).items()}
+        self.policy = CleaningPolicy(**dict(cleaning or {}))
+        self.report_path = report_path
+        self.n_jobs = int(n_jobs)
+        self.report: CleaningReport | None = None
+
+    def __repr__(self) -> str:
+        return f"FileSource({len(self.paths)} file(s), mode={self.policy.mode})"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the bars depend on: each file's content digest and every loading setting.
+
+        The feature cache keys on this, so an edited file or setting misses the cache."""
+        digests = []
+        for p in self.paths:
+            with open(p, "rb") as fh:
+                digests.append(hashlib.file_digest(fh, "blake2b").hexdigest())
+        return {
+            "files": digests,
+            "format": self.format,
+            "assets": self.assets,
+            "columns": self.columns,
+            "cleaning": dataclasses.asdict(self.policy),
+        }
+
+    def restore_report(self, report: dict[str, Any]) -> None:
+        """Write a report kept from an earlier run of the same input (a feature-cache hit)."""
+        self.report = CleaningReport.from_dict(report)
+        if self.report_path:
+            path = self.report.write(self.report_path)
+            log.info("%s\ncleaning report (cached): %s", self.report.describe(), path.resolve())
+
+    def generate(self) -> Bars:
+        """Read, clean and align every file; write the cleaning report; return the bars."""
+        names = self.assets or [asset_from_path(p) for p in self.paths]
+        jobs = [
+            delayed(load_assets)(p, self.format, self.columns, self.policy, n)
+            for p, n in zip(self.paths, names, strict=True)
+        ]
+        n_jobs = min(self.n_jobs if self.n_jobs > 0 else os.cpu_count() or 1, len(jobs))
+        results = Parallel(n_jobs=n_jobs)(jobs)  # n_jobs=1 runs in this process
+        report = CleaningReport(self.policy.mode)
+        series: list[AssetSeries] = []
+        for found, part in results:
+            report.files.extend(part.files)
+            report.defects.extend(part.defects)
+            series.extend(found)
+        if self.assets is not None:  # names from the config win over symbol columns
+            if len(series) != len(self.assets):
+                raise DataError(
+                    f"data.assets names {len(self.assets)} assets, but the files hold "
+                    f"{len(series)} ({[s.asset for s in series]}); drop data.assets"
+                )
+            for s, name in zip(series, self.assets, strict=True):
+                s.asset = name
+        bars = align_assets(series, self.policy, report)
+        self.report = report
+        if self.report_path:
+            path = report.write(self.report_path)
+            log.info("%s\ncleaning report: %s", report.describe(), path.resolve())
+        return bars
+
+
+class FileMarket(MarketPipeline):
+    """``MarketPipeline`` over OHLCV files, configured flat (``data.path``, ``data.cleaning``).
+
+    ``test_path`` (optional) holds a separate held-out period, e.g. a later year that does not
+    touch the history: it becomes the whole test split, with its own feature warm-up and the
+    scaler fitted on the training split; the history in ``path`` is then split into train and
+    val only. Each source writes its cleaning report (``report_path``, and the same name with
+    ``_test`` for the test period).
+    """
+
+    def __init__(
+        self,
+        path: str | Sequence[str],
+        test_path: str | Sequence[str] | None = None,
+        format: str = "auto",
+        assets: Sequence[str] | None = None,
+        test_assets: Sequence[str] | None = None,
+        columns: Mapping[str, str] | None = None,
+        cleaning: Mapping[str, Any] | None = None,
+        report_path: str | None = "cleaning_report.json",
+        n_jobs: int = 1,
+        **pipeline: Any,
+    ) -> None:
+        common = dict(format=format, columns=columns, cleaning=cleaning, n_jobs=n_jobs)
+        source = FileSource(path, assets=assets, report_path=report_path, **common)
+        test_source = None
+        if test_path is not None:
+            test_report = None
+            if report_path:
+                p = Path(report_path)
+                test_report = str(p.with_name(f"{p.stem}_test{p.suffix}"))
+            test_source = FileSource(
+                test_path, assets=test_assets or assets, report_path=test_report, **common
+            )
+        super().__init__(source=source, test_source=test_source, n_jobs=n_jobs, **pipeline)

@@ -1,0 +1,63 @@
+"""`python train.py` on real files: the shipped Binance sample and the dirty public dump."""
+
+import json
+
+import torch
+
+from tests.e2e.conftest import run_train
+
+DUMP = "tests/data/files/Binance_BTCUSDT_1h.csv"
+
+
+def test_binance_sample_trains_and_checkpoints_its_data_contract(tmp_path):
+    out = tmp_path / "run"
+    run_train(out, "data=binance_sample", "debug=fast", f"paths.cache_dir={tmp_path / 'cache'}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["val"]) == {"agent", "buy_and_hold"}
+    history = json.loads((out / "cleaning_report.json").read_text())
+    assert [d["rule"] for d in history["defects"]] == ["gap", "gap"]  # one 2 h gap per asset
+    assert json.loads((out / "cleaning_report_test.json").read_text())["defects"] == []
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    data = ckpt["adan_data"]
+    assert data["assets"] == ["BTCUSDT", "XRPUSDT"]
+    assert data["feature_names"][-1] == "filled" and set(data["timeframes"]) == {"4h", "1d"}
+    assert len(data["scaler"]["mean"]) == 2  # per asset
+    assert ckpt["adan_config"]["data"]["test_path"][0].endswith("BTCUSDT_1h_2025.csv")
+
+
+def test_dirty_dump_trains_and_its_report_lists_the_defects(tmp_path):
+    out = tmp_path / "run"
+    run_train(
+        out, "data=csv", f"data.path={DUMP}", "debug=fast", f"paths.cache_dir={tmp_path / 'c'}"
+    )
+    assert (out / "summary.json").exists()
+    report = json.loads((out / "cleaning_report.json").read_text())
+    rules = {d["rule"] for d in report["defects"]}
+    assert {
+        "mixed_epoch_units",
+        "unsorted_rows",
+        "duplicate_timestamp",
+        "stale_bars",
+        "outlier_price",
+        "gap",
+    } <= rules
+
+
+def test_strict_mode_refuses_the_dump_naming_file_and_row(tmp_path):
+    proc = run_train(
+        tmp_path / "run", "data=csv", f"data.path={DUMP}", "data.cleaning.mode=strict", check=False
+    )
+    assert proc.returncode != 0
+    assert "Binance_BTCUSDT_1h.csv: row 2: mixed_epoch_units" in proc.stderr
+    assert "data.cleaning.mode=repair" in proc.stderr
+
+
+def test_bad_data_settings_are_named(tmp_path):
+    proc = run_train(tmp_path / "a", "data=csv", "data.path=nowhere/*.csv", check=False)
+    assert proc.returncode != 0 and "no file matches 'nowhere/*.csv'" in proc.stderr
+    proc = run_train(
+        tmp_path / "b", "data=csv", f"data.path={DUMP}", "data.cleaning.mode=fix", check=False
+    )
+    assert proc.returncode != 0 and "data.cleaning.mode must be 'repair' or 'strict'" in proc.stderr
+    proc = run_train(tmp_path / "c", "data=csv", check=False)
+    assert proc.returncode != 0 and "data.path" in proc.stderr

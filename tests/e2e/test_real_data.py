@@ -2,8 +2,10 @@
 
 import json
 
+import numpy as np
 import torch
 
+from adan.evaluation.checkpoint import market_from_checkpoint
 from tests.e2e.conftest import run_train
 
 DUMP = "tests/data/files/Binance_BTCUSDT_1h.csv"
@@ -23,6 +25,13 @@ def test_binance_sample_trains_and_checkpoints_its_data_contract(tmp_path):
     assert data["feature_names"][-1] == "filled" and set(data["timeframes"]) == {"4h", "1d"}
     assert len(data["scaler"]["mean"]) == 2  # per asset
     assert ckpt["adan_config"]["data"]["test_path"][0].endswith("BTCUSDT_1h_2025.csv")
+
+    # the checkpoint alone rebuilds the market with the training normalisation
+    market = market_from_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert market["test"].meta["scaler"] == data["scaler"]
+    assert market["test"].meta["timeframes"]["1d"]["scaler"] == data["timeframes"]["1d"]["scaler"]
+    assert str(market["test"].timestamps[0]).startswith("2025-03-1")  # after the 1d warm-up
+    assert np.isfinite(market["test"].features).all()
 
 
 def test_dirty_dump_trains_and_its_report_lists_the_defects(tmp_path):

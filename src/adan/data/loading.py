@@ -3,7 +3,9 @@
 Why streaming: a user's file may be larger than memory allows twice over. The rows are counted
 first (a fast byte scan for CSV, the footer for Parquet), the output arrays are allocated once,
 and record batches from pyarrow are copied into them, so peak memory is the final arrays plus
-one block, never a DataFrame of everything.
+a few small blocks, never a DataFrame of everything. The blocks are small on purpose: pyarrow's
+streaming CSV reader decodes some 30 blocks ahead of the consumer, and Parquet pre-buffers
+whole row groups unless told not to (``experiments/bench_data.py`` measures both).
 
 Columns are matched case-insensitively after normalising spaces and dashes to underscores
 (``Volume BTC`` -> ``volume_btc``), against the aliases in ``COLUMN_ALIASES``; a ``columns``
@@ -49,7 +51,11 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 # `Volume USDT`-style columns are quote volume; `Volume BTC` is the base volume we want.
 QUOTE_CURRENCIES = ("usdt", "usd", "busd", "usdc", "tusd", "eur", "quote")
-CSV_BLOCK_BYTES = 1 << 24
+# pyarrow's CSV reader keeps ~30 blocks in flight (read and decoded ahead of the consumer):
+# 16 MiB blocks cost ~1 GB on a large file, 512 KiB blocks ~40 MB, and read as fast.
+CSV_BLOCK_BYTES = 1 << 19
+PARQUET_BATCH_ROWS = 1 << 16
+PARQUET_BUFFER_BYTES = 1 << 20  # column chunks streamed through a buffer, not read whole
 
 
 def normalise_name(name: str) -> str:
@@ -294,12 +300,15 @@ def _read_csv(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
         if "Empty CSV file" in str(err):
             raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows") from err
         raise
-    names = probe.schema.names
+    schema = probe.schema
+    probe.close()  # it reads ahead in the background: free its blocks before streaming
+    names = schema.names
     mapping, ignored = resolve_columns(path, names, overrides)
-    ts_type = probe.schema.field(mapping["timestamp"]).type
+    ts_type = schema.field(mapping["timestamp"]).type
     ts_numeric = pa.types.is_integer(ts_type) or pa.types.is_floating(ts_type)
     # Numbers are read as float64 when the first block says they are numbers; a later block
-    # with text in them makes pyarrow fail, and the file is then read again as text.
+    # with text in them makes pyarrow fail, and the file is then read again as text (the
+    # timestamps too, as strings: the parser reads epochs stored as text).
     types = {mapping[k]: pa.float64() for k in _NUMERIC}
     types[mapping["timestamp"]] = pa.float64() if ts_numeric else pa.string()
     if "symbol" in mapping:
@@ -308,7 +317,7 @@ def _read_csv(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
         return _stream_csv(path, mapping, ignored, types, ts_numeric)
     except pa.ArrowInvalid:
         text_types = {c: pa.string() for c in types}
-        return _stream_csv(path, mapping, ignored, text_types, ts_numeric)
+        return _stream_csv(path, mapping, ignored, text_types, ts_numeric=False)
 
 
 def _stream_csv(
@@ -336,7 +345,8 @@ def _stream_csv(
 
 
 def _read_parquet(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
-    pf = pq.ParquetFile(path)
+    # no pre-buffering and a read buffer: pages stream in, never a whole row group at once
+    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
     names = pf.schema_arrow.names
     mapping, ignored = resolve_columns(path, names, overrides)
     ts_field = pf.schema_arrow.field(mapping["timestamp"])
@@ -349,7 +359,12 @@ def _read_parquet(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
         ts_numeric = pa.types.is_integer(ts_field.type) or pa.types.is_floating(ts_field.type)
     out = _Columns(pf.metadata.num_rows, ts_numeric, "symbol" in mapping)
     bad: dict[str, list] = {}
-    for batch in pf.iter_batches(batch_size=1 << 20, columns=list(dict.fromkeys(mapping.values()))):
+    batches = pf.iter_batches(
+        batch_size=PARQUET_BATCH_ROWS,
+        columns=list(dict.fromkeys(mapping.values())),
+        use_threads=False,  # decoding threads each hold a batch; not faster on few cores
+    )
+    for batch in batches:
         if scale is not None:
             idx = batch.schema.get_field_index(mapping["timestamp"])
             ns = batch.column(idx).cast(pa.int64()).to_numpy(zero_copy_only=False)

@@ -1,0 +1,48 @@
+"""Rebuild, from a checkpoint alone, the market data a trained agent expects.
+
+A checkpoint carries the resolved run config (``adan_config``) and the data contract
+(``adan_data``: feature names, assets, the scalers fitted on the training split); see
+``adan.callbacks.run_spec``. Evaluation and live use go through here, so they normalise exactly
+as training did instead of refitting on the data they are judged on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from adan.callbacks.run_spec import CONFIG_KEY, DATA_KEY
+from adan.data.bars import MarketData
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint as a dict (CPU tensors), refusing one saved without a run spec."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if CONFIG_KEY not in ckpt:
+        raise ValueError(
+            f"{path} has no '{CONFIG_KEY}': it was not written by ADAN's train task, so the "
+            "data pipeline it was trained with is unknown"
+        )
+    return ckpt
+
+
+def market_from_checkpoint(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> dict[str, MarketData]:
+    """{"train", "val", "test"} built by the checkpoint's data config and fitted scalers.
+
+    ``overrides`` patch the data config (e.g. ``{"test_path": [...]}`` for another period);
+    the cleaning report is not rewritten unless ``report_path`` is given.
+    """
+    ckpt = load_checkpoint(path)
+    if ckpt[DATA_KEY] is None:
+        raise ValueError(f"{path} was trained on a gym task, not on market data")
+    data = OmegaConf.create(ckpt[CONFIG_KEY]["data"])
+    if "report_path" in data:
+        data.report_path = None
+    data = OmegaConf.merge(data, OmegaConf.create(overrides or {}))
+    return instantiate(data).build(fitted=ckpt[DATA_KEY])

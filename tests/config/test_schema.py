@@ -9,14 +9,21 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
 from adan.config import ConfigError, register_configs, validate_config
+from adan.data import DataError
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 register_configs()
 
 
 def composed(*overrides):
+    """The train config as Hydra composes it; the run directory (which only a running Hydra
+    app knows) is set to a fixed path so that keys interpolating it resolve."""
     with initialize_config_dir(CONF, version_base="1.3"):
-        return compose("train", overrides=list(overrides), return_hydra_config=False)
+        return compose(
+            "train",
+            overrides=["paths.output_dir=/tmp/adan-run", *overrides],
+            return_hydra_config=False,
+        )
 
 
 @pytest.mark.parametrize(
@@ -66,6 +73,13 @@ def test_gpu_trainer_defaults_to_bf16():
         ("data.split.train=1.5", "data.split.train"),
         ("data.split.val=0.5", "data.split.train + val + test"),
         ("data.features=[rsi_14,rsi_x]", "data.features"),
+        ("data.split.train_end=2020-03-01", "data.split.val_end"),
+        ("data.split.train_end=2020-03-01 data.split.val_end=2020-01-01", "time order"),
+        ("data.split.test=0", "data.split.test"),
+        ("data=csv data.path=x.csv data.split.test=0", "data.split.test"),
+        ("data=csv data.path=x.csv data.format=xlsx", "data.format"),
+        ("data=csv data.path=x.csv +data.columns.volumes=q", "data.columns"),
+        ("data=binance_sample data.n_jobs=0", "data.n_jobs"),
         ("agent.n_minibatches=100000", "agent.n_minibatches"),
     ],
 )
@@ -73,6 +87,16 @@ def test_out_of_range_values_name_the_key(override, key):
     cfg = composed(*override.split())
     with pytest.raises(ConfigError, match=re.escape(key)):
         validate_config(cfg)
+
+
+def test_file_data_options_compose_and_validate():
+    for option in ("csv", "parquet", "binance_sample"):
+        cfg = composed(f"data={option}", "data.path=x.csv")
+        validate_config(cfg)
+        assert cfg.data._target_ == "adan.data.FileMarket"
+    assert composed("data=parquet", "data.path=x").data.format == "parquet"
+    with pytest.raises(DataError, match="data.cleaning.mode"):
+        validate_config(composed("data=csv", "data.path=x.csv", "data.cleaning.mode=fix"))
 
 
 def test_wrong_type_names_the_key():

@@ -156,3 +156,24 @@ def test_cache_hit_invalidation_and_corruption(tmp_path, caplog):
         pipe.build()
     assert caplog.text.count("cache hit") == 1  # the test period is unchanged
     assert len(list(cache.glob("*.npz"))) == 5
+
+
+def test_filled_flag_carries_to_higher_timeframes():
+    from adan.data import Bars, resample
+
+    t = 12
+    ones = np.ones((t, 1))
+    filled = np.zeros((t, 1), dtype=bool)
+    filled[5] = True
+    bars = Bars(
+        timestamps=np.datetime64("2024-01-01T00:00") + np.arange(t) * np.timedelta64(1, "h"),
+        assets=("A",),
+        open=ones,
+        high=ones,
+        low=ones,
+        close=ones,
+        volume=ones,
+        filled=filled,
+    )
+    higher, _ = resample(bars, "4h")
+    assert higher.filled[:, 0].tolist() == [False, True, False]

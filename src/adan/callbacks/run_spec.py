@@ -2,8 +2,9 @@
 
 Why: a checkpoint alone must be enough to evaluate or deploy the agent with the exact data
 transformation it was trained on: which files and cleaning, which features per timeframe, and
-the normalisation statistics fitted on the training split. ``eval.py`` rebuilds the pipeline
-from ``adan_config`` and applies the scalers in ``adan_data`` (see ``MarketPipeline.build``).
+the normalisation statistics fitted on the training split.
+``adan.evaluation.checkpoint.market_from_checkpoint`` rebuilds the pipeline from
+``adan_config`` and applies the scalers in ``adan_data`` (see ``MarketPipeline.build``).
 """
 
 from __future__ import annotations

@@ -139,6 +139,13 @@ class PipelineSchema:
         rules = [tf.rule for tf in self.timeframes]
         _check(len(set(rules)) == len(rules), "data.timeframes", "must not repeat a rule", rules)
         _check(self.n_jobs != 0, "data.n_jobs", "must be >= 1, or -1 for all cores", self.n_jobs)
+        held_out = getattr(self, "test_path", None) is not None
+        _check(
+            self.split.train_end is None or self.split.val_end is not None or held_out,
+            "data.split.val_end",
+            "must be set with data.split.train_end (unless data.test_path holds the test period)",
+            self.split.val_end,
+        )
 
 
 @dataclass

@@ -39,6 +39,7 @@ from adan.data.report import CleaningReport, DataError
 from adan.data.timestamps import NAT, parse_timestamps
 
 PRICES = ("open", "high", "low", "close")
+CLEANING_CODE_VERSION = 1  # part of the feature-cache key: bump when a rule's output changes
 
 
 @dataclass

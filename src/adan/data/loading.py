@@ -151,8 +151,8 @@ def resolve_columns(
     if missing:
         raise DataError(
             f"{path}: missing required column {missing[0]!r} (needed: {list(REQUIRED)}); the "
-            f"file has {list(names)}. Map it in config, e.g. "
-            f"data.columns.{missing[0]}=<column name>"
+            f"file has {list(names)}. Map it in the data config (columns: {{{missing[0]}: "
+            f"<column name>}}) or on the command line: +data.columns.{missing[0]}=<column name>"
         )
     used = set(mapping.values())
     return mapping, [n for n in names if n not in used]
@@ -197,11 +197,14 @@ def read_table(path: Path, fmt: str = "auto", columns: Mapping[str, str] | None 
     try:
         if os.path.getsize(path) == 0:
             raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows")
-        return _read_parquet(path, columns) if kind == "parquet" else _read_csv(path, columns)
+        table = _read_parquet(path, columns) if kind == "parquet" else _read_csv(path, columns)
     except (pa.ArrowInvalid, OSError) as err:
         if isinstance(err, DataError):
             raise
         raise DataError(f"{path}: cannot be read as {kind}: {err}") from err
+    # pyarrow's allocator keeps freed blocks for reuse; hand them back before cleaning runs
+    pa.default_memory_pool().release_unused()
+    return table
 
 
 def _count_csv_rows(path: Path) -> int:

@@ -28,7 +28,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from adan.data.bars import Bars
-from adan.data.cleaning import AssetSeries, CleaningPolicy, clean_asset
+from adan.data.cleaning import CLEANING_CODE_VERSION, AssetSeries, CleaningPolicy, clean_asset
 from adan.data.loading import expand_paths, read_table
 from adan.data.pipeline import MarketPipeline
 from adan.data.report import CleaningReport, DataError
@@ -278,6 +278,7 @@ class FileSource:
             "assets": self.assets,
             "columns": self.columns,
             "cleaning": dataclasses.asdict(self.policy),
+            "cleaning_code": CLEANING_CODE_VERSION,
         }
 
     def restore_report(self, report: dict[str, Any]) -> None:

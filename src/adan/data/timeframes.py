@@ -73,7 +73,8 @@ def resample(bars: Bars, rule: str) -> tuple[Bars, np.ndarray]:
     """Aggregate ``bars`` into periods of ``rule`` (see the module docstring).
 
     Returns the higher-timeframe ``Bars`` (timestamp = period start; open first, high max, low
-    min, close last, volume sum per asset; ``regimes`` of the period's last base bar) and, for
+    min, close last, volume sum per asset; ``regimes`` of the period's last base bar; ``filled``
+    if any of its base bars was filled in for a gap) and, for
     every base bar t, the int64 index of the latest higher bar closed at t's close (-1: none).
     """
     step = rule_duration(rule).value
@@ -102,6 +103,7 @@ def resample(bars: Bars, rule: str) -> tuple[Bars, np.ndarray]:
         close=f64(bars.close)[last],
         volume=np.add.reduceat(f64(bars.volume), first, axis=0),
         regimes=None if bars.regimes is None else bars.regimes[last],
+        filled=None if bars.filled is None else np.logical_or.reduceat(bars.filled, first, axis=0),
     )
     last_slot = ts + base >= (period + 1) * step
     last_slot[:-1] &= new[1:]  # a later base bar in the same period: not closed yet

@@ -36,6 +36,7 @@ format: $(STAMP)  ## apply ruff's formatting and safe fixes
 bench: $(STAMP)  ## run the benchmarks under experiments/ (each prints a table)
 	$(BIN)/python experiments/bench_env.py
 	$(BIN)/python experiments/bench_cartpole.py
+	$(BIN)/python experiments/bench_data.py
 
 clean:  ## remove the virtualenv and caches (outputs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -95,7 +95,9 @@ def test_file_data_options_compose_and_validate():
         validate_config(cfg)
         assert cfg.data._target_ == "adan.data.FileMarket"
     assert composed("data=parquet", "data.path=x").data.format == "parquet"
-    with pytest.raises(DataError, match="data.cleaning.mode"):
+    with pytest.raises(ConfigError, match="data.path must name a file"):
+        validate_config(composed("data=csv"))
+    with pytest.raises(DataError, match="data.cleaning.mode must be 'repair' or 'strict'"):
         validate_config(composed("data=csv", "data.path=x.csv", "data.cleaning.mode=fix"))
 
 

@@ -15,8 +15,8 @@ The rules run in this order, each on what the previous ones left:
    close (an exchange outage written as bars); dropped, so they become flagged gaps.
 9. ``outlier_price``: a price field far from its neighbours: robust z-score
    |log(x / m)| / s > ``outlier_z``, where m is the median close of the ``outlier_neighbours``
-   bars on each side and s the local scale (1.4826 x the median absolute 1-bar log return over
-   ``outlier_window`` bars on each side, floored at a tenth of its median over the file); an
+   bars on each side and s the local scale (1.4826 x the median absolute 1-bar log return
+   around the bar, in blocks of ``outlier_window`` bars; see ``_local_scale``); an
    open or close must also break continuity with the previous close / next open, and a wick
    is judged against its own bar's body (details in ``_repair_outliers``). This uses bars
    after t: it is an offline repair of history, never part of a feature.
@@ -95,22 +95,28 @@ def clean_asset(
     report: CleaningReport,
     index: np.ndarray | None = None,
 ) -> AssetSeries:
-    """Apply every rule to the rows ``index`` of ``table`` (all rows when None)."""
+    """Apply every rule to the rows ``index`` of ``table`` (all rows when None).
+
+    Rules 1-7 only compute masks and an order over the rows; the columns are gathered once,
+    into their final (sorted, de-duplicated) order, so a large file is not copied per rule.
+    """
     idx = np.arange(len(table)) if index is None else np.asarray(index)
     file = str(table.path)
-    rows = table.rows(idx)  # file row of every element below, carried through every step
+    src = {k: getattr(table, k) for k in (*PRICES, "volume")}
+    if index is not None:  # one asset of a long file: its rows, once
+        src = {k: v[idx] for k, v in src.items()}
+    rows = table.rows(idx)  # file row of every position below; re-cut with the positions
 
-    def flag(rule: str, mask_or_idx: np.ndarray, action: str, detail: str = "") -> None:
-        sel = np.flatnonzero(mask_or_idx) if mask_or_idx.dtype == bool else mask_or_idx
-        report.defect(rule, file, asset, rows[sel], action, detail)
+    def flag(rule: str, where: np.ndarray, action: str, detail: str = "") -> None:
+        where = np.flatnonzero(where) if where.dtype == bool else where
+        report.defect(rule, file, asset, rows[where], action, detail)
 
-    parsed = parse_timestamps(
-        table.timestamp[idx], policy.dayfirst, policy.timezone, policy.timestamp_format
-    )
+    raw_ts = table.timestamp[idx] if index is not None else table.timestamp
+    parsed = parse_timestamps(raw_ts, policy.dayfirst, policy.timezone, policy.timestamp_format)
     ts = parsed.ns
     bad_ts = ts == NAT
     if bad_ts.any():
-        first = table.timestamp[idx][np.flatnonzero(bad_ts)[0]]
+        first = raw_ts[np.flatnonzero(bad_ts)[0]]
         flag(
             "unparseable_timestamp",
             bad_ts,
@@ -129,8 +135,8 @@ def clean_asset(
             "each row converted by its magnitude",
             f"epoch column {table.columns['timestamp']!r} mixes units: {counts}",
         )
+    del parsed
 
-    values = {k: np.array(getattr(table, k)[idx], dtype=np.float64) for k in (*PRICES, "volume")}
     for col, bad in table.unparsed.items():
         local = np.flatnonzero(np.isin(idx, bad))
         if len(local):
@@ -142,65 +148,70 @@ def clean_asset(
             )
     keep = ~bad_ts
     nonfinite = np.zeros(len(idx), dtype=bool)
-    for v in values.values():
-        nonfinite |= ~np.isfinite(v)
+    bad_cols = []
+    for k, v in src.items():
+        bad = ~np.isfinite(v)
+        if (bad & keep).any():
+            bad_cols.append(table.columns[k])
+        nonfinite |= bad
     if (nonfinite & keep).any():
-        cols = [table.columns[k] for k, v in values.items() if (~np.isfinite(v) & keep).any()]
         flag(
             "missing_or_nonfinite",
             nonfinite & keep,
             "bar dropped; the gap is filled and flagged",
-            f"NaN, NULL, empty or infinite values in {cols}",
+            f"NaN, NULL, empty or infinite values in {bad_cols}",
         )
     keep &= ~nonfinite
     with np.errstate(invalid="ignore"):
         nonpos = np.zeros(len(idx), dtype=bool)
         for k in PRICES:
-            nonpos |= values[k] <= 0
-        negvol = values["volume"] < 0
+            nonpos |= src[k] <= 0
+        negvol = src["volume"] < 0
     if (nonpos & keep).any():
         flag("non_positive_price", nonpos & keep, "bar dropped; the gap is filled and flagged")
     keep &= ~nonpos
     if (negvol & keep).any():
         flag("negative_volume", negvol & keep, "bar dropped; the gap is filled and flagged")
     keep &= ~negvol
+    del nonfinite, nonpos, negvol
 
-    sel = np.flatnonzero(keep)
-    ts, rows = ts[sel], rows[sel]
-    values = {k: v[sel] for k, v in values.items()}
-    if len(ts) == 0:
+    pos = np.flatnonzero(keep)  # positions still in play, in file order
+    del keep
+    if len(pos) == 0:
         raise DataError(f"{file}: no usable rows for asset {asset!r} (see the defects above)")
-
-    order = np.argsort(ts, kind="stable")  # stable: duplicates keep their file order
+    ts = ts[pos]
     out_of_order = np.flatnonzero(np.diff(ts) < 0) + 1
     if len(out_of_order):
         newest_first = len(out_of_order) > 0.9 * (len(ts) - 1)
         flag(
             "unsorted_rows",
-            out_of_order,
+            pos[out_of_order],
             "rows sorted by timestamp",
             "rows are newest first" if newest_first else f"{len(out_of_order)} rows out of order",
         )
-    ts, rows = ts[order], rows[order]
-    values = {k: v[order] for k, v in values.items()}
+        order = np.argsort(ts, kind="stable")  # stable: duplicates keep their file order
+        ts, pos = ts[order], pos[order]
+        del order
 
     dup = np.concatenate([[False], ts[1:] == ts[:-1]])
     if dup.any():
-        first_of = np.flatnonzero(~dup)[np.cumsum(~dup) - 1]  # the kept row of each duplicate
+        kept_of = pos[np.flatnonzero(~dup)[np.cumsum(~dup) - 1]]  # the kept row of each row
         rel = max(
-            float(np.max(np.abs(v[dup] / v[first_of[dup]] - 1.0), initial=0.0))
-            for k, v in values.items()
-            if k in PRICES
+            float(np.max(np.abs(src[k][pos[dup]] / src[k][kept_of[dup]] - 1.0), initial=0.0))
+            for k in PRICES
         )
         flag(
             "duplicate_timestamp",
-            dup,
+            pos[dup],
             "first row in file order kept",
             f"{int(dup.sum())} repeated timestamps; largest price difference to the kept row "
             f"{rel:.2%}",
         )
-        ts, rows = ts[~dup], rows[~dup]
-        values = {k: v[~dup] for k, v in values.items()}
+        ts, pos = ts[~dup], pos[~dup]
+    del dup
+    values = {k: v[pos] for k, v in src.items()}  # the one gather of the columns
+    rows = rows[pos]
+    del src, pos
 
     bar_ns = _bar_length(ts, policy, file)
     stale = _stale_bars(values, policy.stale_bars)
@@ -280,20 +291,15 @@ def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag
     k, zmax = policy.outlier_neighbours, policy.outlier_z
     if zmax == 0 or k == 0 or n < 2 * k + 2:
         return
-    logc = pd.Series(np.log(values["close"]))
-    neighbours = pd.concat([logc.shift(i) for i in range(-k, k + 1) if i != 0], axis=1)
-    ref = neighbours.median(axis=1, skipna=True).to_numpy()
-    absret = logc.diff().abs()
-    scale = absret.rolling(2 * policy.outlier_window + 1, center=True, min_periods=3).median()
-    scale = scale.to_numpy() * 1.4826
-    floor = 0.1 * np.nanmedian(scale) if np.isfinite(scale).any() else 1e-4
-    scale = np.fmax(np.nan_to_num(scale, nan=floor), max(floor, 1e-6))
+    logc = np.log(values["close"])
+    ref = _neighbour_median(logc, k)
+    scale = _local_scale(logc, max(policy.outlier_window, 2))
 
     def z(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.nan_to_num(np.abs(np.log(a) - b) / scale, nan=np.inf)
 
     logo = np.log(values["open"])
-    prev_close = np.concatenate([[np.nan], logc.to_numpy()[:-1]])
+    prev_close = np.concatenate([[np.nan], logc[:-1]])
     next_open = np.concatenate([logo[1:], [np.nan]])
     hits = {
         "open": np.flatnonzero(
@@ -330,6 +336,36 @@ def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag
             "bad open/close replaced by the neighbours' median close; bad wick cut to the body",
             f"robust z > {zmax:g}: " + "; ".join(examples),
         )
+
+
+_BLOCK = 1 << 20  # rows per block of the neighbour median (bounds its temporary memory)
+
+
+def _neighbour_median(x: np.ndarray, k: int) -> np.ndarray:
+    """Median of x[t-k..t-1, t+1..t+k] for every t (edges repeat the first / last value)."""
+    padded = np.pad(x, k, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1)
+    others = [i for i in range(2 * k + 1) if i != k]
+    out = np.empty(len(x))
+    for start in range(0, len(x), _BLOCK):
+        out[start : start + _BLOCK] = np.median(windows[start : start + _BLOCK, others], axis=1)
+    return out
+
+
+def _local_scale(logc: np.ndarray, window: int) -> np.ndarray:
+    """Robust local scale of 1-bar log returns: 1.4826 x their median absolute value in blocks
+    of ``window`` bars, taken per bar as the median over its block and the two beside it (a
+    ~3 x ``window`` neighbourhood), floored at a tenth of the file's median scale."""
+    absret = np.abs(np.diff(logc, prepend=logc[0]))
+    n_blocks = -(-len(absret) // window)
+    padded = np.full(n_blocks * window, np.nan)
+    padded[: len(absret)] = absret
+    block = np.nanmedian(padded.reshape(n_blocks, window), axis=1)
+    block = np.pad(block, 1, mode="edge")
+    smooth = np.median(np.stack([block[:-2], block[1:-1], block[2:]]), axis=0)
+    scale = 1.4826 * np.repeat(smooth, window)[: len(absret)]
+    floor = 0.1 * float(np.median(scale))
+    return np.fmax(scale, max(floor, 1e-6))
 
 
 def _repair_ohlc(values: dict[str, np.ndarray], flag) -> None:

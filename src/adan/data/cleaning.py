@@ -2,6 +2,8 @@
 
 The rules run in this order, each on what the previous ones left:
 
+0. ``malformed_row`` (reported while reading): a CSV line with the wrong number of fields;
+   skipped. ``empty_row``: a blank line or a row with every field empty; dropped.
 1. ``unparseable_timestamp``: the row cannot be placed in time; dropped.
 2. ``mixed_epoch_units``: epochs in seconds and milliseconds in one column; each row converted
    by its magnitude (see ``adan.data.timestamps``).
@@ -10,13 +12,14 @@ The rules run in this order, each on what the previous ones left:
    and becomes a gap (filled and flagged by alignment).
 5. ``non_positive_price`` / ``negative_volume``: the bar is dropped, as in 4.
 6. ``unsorted_rows``: rows not in time order (e.g. newest first); sorted.
-7. ``duplicate_timestamp``: the first row in file order is kept.
+7. ``duplicate_timestamp``: the first row in file order is kept (``keep_duplicate: last``
+   keeps the last, for append-style dumps whose later row is the completed bar).
 8. ``stale_bars``: runs of ``stale_bars`` or more flat, zero-volume bars repeating the last
    close (an exchange outage written as bars); dropped, so they become flagged gaps.
 9. ``outlier_price``: a price field far from its neighbours: robust z-score
    |log(x / m)| / s > ``outlier_z``, where m is the median close of the ``outlier_neighbours``
-   bars on each side and s the local scale (1.4826 x the median absolute 1-bar log return
-   around the bar, in blocks of ``outlier_window`` bars; see ``_local_scale``); an
+   bars on each side and s the local scale (from the median absolute 1-bar log return and
+   the median bar range around the bar; see ``_local_scale``); an
    open or close must also break continuity with the previous close / next open, and a wick
    is judged against its own bar's body (details in ``_repair_outliers``). This uses bars
    after t: it is an offline repair of history, never part of a feature.
@@ -39,7 +42,6 @@ from adan.data.report import CleaningReport, DataError
 from adan.data.timestamps import NAT, parse_timestamps
 
 PRICES = ("open", "high", "low", "close")
-CLEANING_CODE_VERSION = 1  # part of the feature-cache key: bump when a rule's output changes
 
 
 @dataclass
@@ -56,16 +58,33 @@ class CleaningPolicy:
     timezone: str = "UTC"
     timestamp_format: str | None = None
     bar: str | None = None  # bar length ("1h"); None infers it (median spacing)
+    keep_duplicate: str = "first"  # first | last row of a repeated timestamp, in file order
 
     def __post_init__(self) -> None:
         key = "data.cleaning."
         if self.mode not in ("repair", "strict"):
             raise DataError(f"{key}mode must be 'repair' or 'strict', got {self.mode!r}")
+        if self.keep_duplicate not in ("first", "last"):
+            raise DataError(
+                f"{key}keep_duplicate must be 'first' or 'last', got {self.keep_duplicate!r}"
+            )
         for name in ("max_fill_bars", "stale_bars", "outlier_neighbours", "outlier_window"):
-            if getattr(self, name) < 0:
-                raise DataError(f"{key}{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.outlier_z < 0:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise DataError(f"{key}{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.outlier_z, int | float) or self.outlier_z < 0:
             raise DataError(f"{key}outlier_z must be >= 0 (0 disables), got {self.outlier_z!r}")
+        if self.bar is not None:
+            try:
+                ok = pd.Timedelta(self.bar) > pd.Timedelta(0)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise DataError(f"{key}bar must be a positive duration like 1h, got {self.bar!r}")
+        try:
+            pd.Timestamp("2024-01-01").tz_localize(self.timezone)
+        except Exception as err:  # pytz / zoneinfo raise several kinds
+            raise DataError(f"{key}timezone {self.timezone!r} is not a known time zone") from err
 
 
 @dataclass
@@ -115,6 +134,12 @@ def clean_asset(
     parsed = parse_timestamps(raw_ts, policy.dayfirst, policy.timezone, policy.timestamp_format)
     ts = parsed.ns
     bad_ts = ts == NAT
+    empty = bad_ts & pd.isna(raw_ts)
+    for v in src.values():
+        empty &= np.isnan(v)
+    if empty.any():
+        flag("empty_row", empty, "row dropped", "blank lines or rows with every field empty")
+        bad_ts &= ~empty
     if bad_ts.any():
         first = raw_ts[np.flatnonzero(bad_ts)[0]]
         flag(
@@ -146,7 +171,7 @@ def clean_asset(
                 "read as missing",
                 f"column {table.columns[col]!r} holds text, e.g. at row {rows[local[0]]}",
             )
-    keep = ~bad_ts
+    keep = ~(bad_ts | empty)
     nonfinite = np.zeros(len(idx), dtype=bool)
     bad_cols = []
     for k, v in src.items():
@@ -178,7 +203,12 @@ def clean_asset(
     pos = np.flatnonzero(keep)  # positions still in play, in file order
     del keep
     if len(pos) == 0:
-        raise DataError(f"{file}: no usable rows for asset {asset!r} (see the defects above)")
+        found = "; ".join(
+            f"{d.rule} x{d.count} ({d.detail or d.action})"
+            for d in report.defects
+            if d.file == file and d.asset == asset
+        )
+        raise DataError(f"{file}: no usable rows for asset {asset!r}: {found or 'no rows'}")
     ts = ts[pos]
     out_of_order = np.flatnonzero(np.diff(ts) < 0) + 1
     if len(out_of_order):
@@ -193,9 +223,15 @@ def clean_asset(
         ts, pos = ts[order], pos[order]
         del order
 
-    dup = np.concatenate([[False], ts[1:] == ts[:-1]])
+    same = ts[1:] == ts[:-1]
+    if policy.keep_duplicate == "first":
+        dup = np.concatenate([[False], same])
+    else:  # the last row of each timestamp stays: rows followed by a twin are dropped
+        dup = np.concatenate([same, [False]])
     if dup.any():
-        kept_of = pos[np.flatnonzero(~dup)[np.cumsum(~dup) - 1]]  # the kept row of each row
+        kept = np.flatnonzero(~dup)
+        group = np.cumsum(np.concatenate([[True], ~same])) - 1  # timestamp group of each row
+        kept_of = pos[kept[group]]  # the kept row of each row's timestamp
         rel = max(
             float(np.max(np.abs(src[k][pos[dup]] / src[k][kept_of[dup]] - 1.0), initial=0.0))
             for k in PRICES
@@ -203,7 +239,7 @@ def clean_asset(
         flag(
             "duplicate_timestamp",
             pos[dup],
-            "first row in file order kept",
+            f"{policy.keep_duplicate} row in file order kept",
             f"{int(dup.sum())} repeated timestamps; largest price difference to the kept row "
             f"{rel:.2%}",
         )
@@ -213,7 +249,7 @@ def clean_asset(
     rows = rows[pos]
     del src, pos
 
-    bar_ns = _bar_length(ts, policy, file)
+    bar_ns = _bar_length(ts, policy, file, asset)
     stale = _stale_bars(values, policy.stale_bars)
     if stale.any():
         flag(
@@ -251,11 +287,14 @@ def clean_asset(
     return AssetSeries(asset, file, ts, **values, rows=rows, bar_ns=bar_ns)
 
 
-def _bar_length(ts: np.ndarray, policy: CleaningPolicy, file: str) -> int:
+def _bar_length(ts: np.ndarray, policy: CleaningPolicy, file: str, asset: str) -> int:
     if policy.bar is not None:
         return int(pd.Timedelta(policy.bar).value)
     if len(ts) < 2:
-        raise DataError(f"{file}: a single bar; cannot infer the bar length")
+        raise DataError(
+            f"{file}: asset {asset!r} has a single bar, so its bar length cannot be inferred; "
+            "set data.cleaning.bar (e.g. 1h) or drop it from the file"
+        )
     return int(np.median(np.diff(ts)))
 
 
@@ -293,7 +332,7 @@ def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag
         return
     logc = np.log(values["close"])
     ref = _neighbour_median(logc, k)
-    scale = _local_scale(logc, max(policy.outlier_window, 2))
+    scale = _local_scale(logc, np.log(values["high"] / values["low"]), policy.outlier_window)
 
     def z(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.nan_to_num(np.abs(np.log(a) - b) / scale, nan=np.inf)
@@ -352,20 +391,29 @@ def _neighbour_median(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _local_scale(logc: np.ndarray, window: int) -> np.ndarray:
-    """Robust local scale of 1-bar log returns: 1.4826 x their median absolute value in blocks
-    of ``window`` bars, taken per bar as the median over its block and the two beside it (a
-    ~3 x ``window`` neighbourhood), floored at a tenth of the file's median scale."""
+def _local_scale(logc: np.ndarray, log_range: np.ndarray, window: int) -> np.ndarray:
+    """Robust local scale of prices: the larger of 1.4826 x the median absolute 1-bar log
+    return and half the median bar range log(high / low), each taken in blocks of ``window``
+    bars and, per bar, as the median over its block and the two beside it (a ~3 x ``window``
+    neighbourhood); floored at a tenth of the file's median. The range term keeps markets
+    whose close rarely moves (a stablecoin at 1.0000) from reading every wick as an outlier."""
+    window = max(int(window), 2)
     absret = np.abs(np.diff(logc, prepend=logc[0]))
-    n_blocks = -(-len(absret) // window)
-    padded = np.full(n_blocks * window, np.nan)
-    padded[: len(absret)] = absret
-    block = np.nanmedian(padded.reshape(n_blocks, window), axis=1)
-    block = np.pad(block, 1, mode="edge")
-    smooth = np.median(np.stack([block[:-2], block[1:-1], block[2:]]), axis=0)
-    scale = 1.4826 * np.repeat(smooth, window)[: len(absret)]
+    scale = np.maximum(
+        1.4826 * _block_median(absret, window), 0.5 * _block_median(log_range, window)
+    )
     floor = 0.1 * float(np.median(scale))
     return np.fmax(scale, max(floor, 1e-6))
+
+
+def _block_median(x: np.ndarray, window: int) -> np.ndarray:
+    """Per element: the median of its ``window``-block's median and its two neighbours'."""
+    n_blocks = -(-len(x) // window)
+    padded = np.full(n_blocks * window, np.nan)
+    padded[: len(x)] = x
+    block = np.pad(np.nanmedian(padded.reshape(n_blocks, window), axis=1), 1, mode="edge")
+    smooth = np.median(np.stack([block[:-2], block[1:-1], block[2:]]), axis=0)
+    return np.repeat(smooth, window)[: len(x)]
 
 
 def _repair_ohlc(values: dict[str, np.ndarray], flag) -> None:

@@ -16,13 +16,16 @@ mapping {canonical name: file column} overrides them. Timestamps are parsed by
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -147,6 +150,11 @@ def resolve_columns(
             )
         if hit is not None:
             mapping[canon] = hit
+    # a date column and a separate time-of-day column (MetaTrader-style exports): join them
+    chosen = normalise_name(mapping.get("timestamp", ""))
+    pair = "date" in by_norm and "time" in by_norm
+    if "timestamp" not in overrides and chosen in ("date", "time") and pair:
+        mapping["timestamp"], mapping["time"] = by_norm["date"], by_norm["time"]
     missing = [c for c in REQUIRED if c not in mapping]
     if missing:
         raise DataError(
@@ -177,30 +185,51 @@ class RawTable:
     close: np.ndarray
     volume: np.ndarray
     symbol: np.ndarray | None = None  # object array of strings, long files only
-    first_row: int = 2  # CSV: the header is line 1
+    first_row: int = 2  # CSV: the line after the header
     unparsed: dict[str, np.ndarray] = field(default_factory=dict)  # column -> bad row indices
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line, text), skipped
 
     def __len__(self) -> int:
         return len(self.open)
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
-        """File rows of array indices ``idx``."""
-        return np.asarray(idx, dtype=np.int64) + self.first_row
+        """File rows (lines, for CSV) of array indices ``idx``, counting skipped lines."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if not self.malformed:
+            return idx + self.first_row
+        lines = np.array(sorted(line for line, _ in self.malformed), dtype=np.int64)
+        at = lines - self.first_row - np.arange(len(lines))  # array index each skip precedes
+        return idx + self.first_row + np.searchsorted(at, idx, side="right")
 
 
 _NUMERIC = ("open", "high", "low", "close", "volume")
+# timestamps: integer epochs stay exact; float epochs; anything else as text
+_TS_DTYPES = {"int": np.int64, "float": np.float64, "text": object}
+_TS_ARROW = {"int": pa.int64(), "float": pa.float64(), "text": pa.string()}
 
 
-def read_table(path: Path, fmt: str = "auto", columns: Mapping[str, str] | None = None) -> RawTable:
-    """Read one CSV or Parquet file's OHLCV (+ timestamp, optional symbol) columns."""
+def _ts_kind(kind: pa.DataType) -> str:
+    if pa.types.is_integer(kind) or pa.types.is_timestamp(kind):
+        return "int"
+    return "float" if pa.types.is_floating(kind) else "text"
+
+
+def read_table(
+    path: Path, fmt: str = "auto", columns: Mapping[str, str] | None = None, encoding: str = "utf8"
+) -> RawTable:
+    """Read one CSV or Parquet file's OHLCV (+ timestamp, optional symbol) columns.
+
+    CSV: the delimiter and any lines before the header are detected; rows with the wrong
+    number of fields are skipped and listed in ``RawTable.malformed``."""
     kind = file_format(path, fmt)
     try:
         if os.path.getsize(path) == 0:
             raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows")
-        table = _read_parquet(path, columns) if kind == "parquet" else _read_csv(path, columns)
-    except (pa.ArrowInvalid, OSError) as err:
-        if isinstance(err, DataError):
-            raise
+        if kind == "parquet":
+            table = _read_parquet(path, columns)
+        else:
+            table = _read_csv(path, columns, encoding)
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot be read as {kind}: {err}") from err
     # pyarrow's allocator keeps freed blocks for reuse; hand them back before cleaning runs
     pa.default_memory_pool().release_unused()
@@ -222,10 +251,10 @@ def _count_csv_rows(path: Path) -> int:
 class _Columns:
     """Output arrays allocated once and filled batch by batch (grown only if under-counted)."""
 
-    def __init__(self, capacity: int, ts_numeric: bool, with_symbol: bool) -> None:
+    def __init__(self, capacity: int, ts_kind: str, with_symbol: bool) -> None:
         cap = max(capacity, 1)
         self.n = 0
-        self.ts = np.empty(cap, dtype=np.float64 if ts_numeric else object)
+        self.ts = np.empty(cap, dtype=_TS_DTYPES[ts_kind])
         self.num = {k: np.empty(cap, dtype=np.float64) for k in _NUMERIC}
         self.symbol = np.empty(cap, dtype=object) if with_symbol else None
 
@@ -248,7 +277,7 @@ class _Columns:
             self.symbol[s] = symbol
         self.n += k
 
-    def table(self, path: Path, mapping: dict, ignored: list, first_row: int) -> RawTable:
+    def table(self, path: Path, mapping: dict, ignored: list[str], first_row: int) -> RawTable:
         n = self.n
         if n == 0:
             raise DataError(f"{path}: no data rows after the header")
@@ -276,7 +305,7 @@ def _to_float(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _batch_arrays(
-    batch: pa.RecordBatch, mapping: dict[str, str], ts_numeric: bool, offset: int, bad: dict
+    batch: pa.RecordBatch, mapping: dict[str, str], ts_kind: str, offset: int, bad: dict
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
     cols = {name: batch.column(batch.schema.get_field_index(col)) for name, col in mapping.items()}
     num = {}
@@ -285,20 +314,60 @@ def _batch_arrays(
         if len(text):
             bad.setdefault(name, []).append(text + offset)
     ts_col = cols["timestamp"]
-    if ts_numeric:
-        ts = np.asarray(ts_col.to_numpy(zero_copy_only=False), dtype=np.float64)
-    else:
+    if "time" in cols:  # date + time of day, as one string
+        ts_col = pa.compute.binary_join_element_wise(
+            ts_col.cast(pa.string()), cols["time"].cast(pa.string()), " "
+        )
+    if ts_kind == "text":
         ts = np.asarray(ts_col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+    else:
+        ts = np.asarray(ts_col.to_numpy(zero_copy_only=False), dtype=_TS_DTYPES[ts_kind])
     sym = None
     if "symbol" in cols:
         sym = np.asarray(cols["symbol"].cast(pa.string()).to_numpy(zero_copy_only=False), object)
     return ts, num, sym
 
 
-def _read_csv(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
-    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+def _sniff_csv(path: Path, encoding: str) -> tuple[str, int]:
+    """(delimiter, lines before the header) from the first 64 KiB of the file.
+
+    The delimiter is the one of , ; tab | that splits the sample's lines into the most
+    fields consistently; lines before the first line with that many fields (a title or URL
+    line, as CryptoDataDownload files have) are skipped."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if len(head) == 1 << 16:
+        head = head[: head.rfind(b"\n") + 1] or head  # whole lines only
     try:
-        probe = pacsv.open_csv(path, read_options=read)
+        text = head.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not {encoding} text (byte {err.start} of the file); set data.encoding, "
+            "e.g. data.encoding=latin-1"
+        ) from err
+    except LookupError as err:
+        raise DataError(f"data.encoding={encoding!r} is not a known text encoding") from err
+    lines = text.lstrip("\ufeff").splitlines()[:50]
+    filled = [ln for ln in lines if ln.strip()]
+    if not filled:
+        raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows")
+    best, fields = ",", 0
+    for delim in (",", ";", "\t", "|"):
+        counts = [ln.count(delim) for ln in filled[-20:]]
+        mode = max(set(counts), key=counts.count)
+        if mode > fields:
+            best, fields = delim, mode
+    header = next((i for i, ln in enumerate(lines) if ln.count(best) == fields), 0)
+    return best, header
+
+
+def _read_csv(path: Path, overrides: Mapping[str, str] | None, encoding: str = "utf8") -> RawTable:
+    delimiter, skip = _sniff_csv(path, encoding)
+    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=skip, encoding=encoding)
+    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda row: "skip")
+    try:
+        probe = pacsv.open_csv(path, read_options=read, parse_options=parse)
     except pa.ArrowInvalid as err:
         if "Empty CSV file" in str(err):
             raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows") from err
@@ -307,43 +376,71 @@ def _read_csv(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
     probe.close()  # it reads ahead in the background: free its blocks before streaming
     names = schema.names
     mapping, ignored = resolve_columns(path, names, overrides)
-    ts_type = schema.field(mapping["timestamp"]).type
-    ts_numeric = pa.types.is_integer(ts_type) or pa.types.is_floating(ts_type)
-    # Numbers are read as float64 when the first block says they are numbers; a later block
-    # with text in them makes pyarrow fail, and the file is then read again as text (the
-    # timestamps too, as strings: the parser reads epochs stored as text).
+    ts_kind = "text" if "time" in mapping else _ts_kind(schema.field(mapping["timestamp"]).type)
+    # Numbers are read as numbers when the first block says they are; a later block with text
+    # in them makes pyarrow fail, and the file is then read again as text (the timestamps
+    # too, as strings: the parser reads epochs stored as text).
     types = {mapping[k]: pa.float64() for k in _NUMERIC}
-    types[mapping["timestamp"]] = pa.float64() if ts_numeric else pa.string()
-    if "symbol" in mapping:
-        types[mapping["symbol"]] = pa.string()
+    types[mapping["timestamp"]] = _TS_ARROW[ts_kind]
+    for extra in ("symbol", "time"):
+        if extra in mapping:
+            types[mapping[extra]] = pa.string()
+    dialect = {"delimiter": delimiter, "skip": skip, "encoding": encoding}
     try:
-        return _stream_csv(path, mapping, ignored, types, ts_numeric)
+        return _stream_csv(path, mapping, ignored, types, ts_kind, dialect)
     except pa.ArrowInvalid:
         text_types = {c: pa.string() for c in types}
-        return _stream_csv(path, mapping, ignored, text_types, ts_numeric=False)
+        return _stream_csv(path, mapping, ignored, text_types, "text", dialect)
 
 
 def _stream_csv(
-    path: Path, mapping: dict, ignored: list, types: dict, ts_numeric: bool
+    path: Path,
+    mapping: dict[str, str],
+    ignored: list[str],
+    types: dict[str, pa.DataType],
+    ts_kind: str,
+    dialect: dict[str, Any],
+    use_threads: bool = True,
 ) -> RawTable:
+    malformed: list[tuple[int | None, str]] = []
+
+    def skip_row(row: Any) -> str:  # a row with the wrong number of fields
+        malformed.append((row.number, row.text))
+        return "skip"
+
     convert = pacsv.ConvertOptions(
         column_types=types,
         include_columns=list(dict.fromkeys(mapping.values())),
         strings_can_be_null=True,
     )
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=convert
+        path,
+        read_options=pacsv.ReadOptions(
+            block_size=CSV_BLOCK_BYTES,
+            skip_rows=dialect["skip"],
+            encoding=dialect["encoding"],
+            use_threads=use_threads,
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=dialect["delimiter"],
+            ignore_empty_lines=False,  # a blank line stays a row, so row numbers stay lines
+            invalid_row_handler=skip_row,
+        ),
+        convert_options=convert,
     )
-    out = _Columns(_count_csv_rows(path), ts_numeric, "symbol" in mapping)
+    out = _Columns(_count_csv_rows(path), ts_kind, "symbol" in mapping)
     bad: dict[str, list] = {}
     for batch in reader:
-        if ts_numeric and not pa.types.is_floating(
-            batch.schema.field(mapping["timestamp"]).type
-        ):  # numbers in the first block, text later: parse the whole column as text instead
+        if _ts_kind(batch.schema.field(mapping["timestamp"]).type) != ts_kind:
+            # numbers in the first block, text later: parse the whole column as text instead
             raise pa.ArrowInvalid("timestamp column changes type")
-        out.add(*_batch_arrays(batch, mapping, ts_numeric, out.n, bad))
-    table = out.table(path, mapping, ignored, first_row=2)
+        out.add(*_batch_arrays(batch, mapping, ts_kind, out.n, bad))
+    if any(line is None for line, _ in malformed) and use_threads:
+        # pyarrow knows the line of a bad row only when parsing on one thread
+        return _stream_csv(path, mapping, ignored, types, ts_kind, dialect, use_threads=False)
+    table = out.table(path, mapping, ignored, first_row=dialect["skip"] + 2)
     table.unparsed = {k: np.concatenate(v) for k, v in bad.items()}
+    table.malformed = [(int(line), text) for line, text in malformed]
     return table
 
 
@@ -353,14 +450,13 @@ def _read_parquet(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
     names = pf.schema_arrow.names
     mapping, ignored = resolve_columns(path, names, overrides)
     ts_field = pf.schema_arrow.field(mapping["timestamp"])
-    # A timestamp-typed column becomes ns epochs (UTC, whatever its zone), which the parser's
-    # per-row unit detection reads as nanoseconds.
+    # A timestamp-typed column becomes int64 ns epochs (UTC, whatever its zone), which the
+    # parser's per-row unit detection reads as nanoseconds.
     scale = None
     if pa.types.is_timestamp(ts_field.type):
-        ts_numeric, scale = True, {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[ts_field.type.unit]
-    else:
-        ts_numeric = pa.types.is_integer(ts_field.type) or pa.types.is_floating(ts_field.type)
-    out = _Columns(pf.metadata.num_rows, ts_numeric, "symbol" in mapping)
+        scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[ts_field.type.unit]
+    ts_kind = "text" if "time" in mapping else _ts_kind(ts_field.type)
+    out = _Columns(pf.metadata.num_rows, ts_kind, "symbol" in mapping)
     bad: dict[str, list] = {}
     batches = pf.iter_batches(
         batch_size=PARQUET_BATCH_ROWS,
@@ -371,9 +467,9 @@ def _read_parquet(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
         if scale is not None:
             idx = batch.schema.get_field_index(mapping["timestamp"])
             ns = batch.column(idx).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            col = pa.array(np.asarray(ns, dtype=np.float64) * scale)
+            col = pa.array(np.asarray(ns, dtype=np.int64) * scale)
             batch = batch.set_column(idx, mapping["timestamp"], col)
-        out.add(*_batch_arrays(batch, mapping, ts_numeric, out.n, bad))
+        out.add(*_batch_arrays(batch, mapping, ts_kind, out.n, bad))
     table = out.table(path, mapping, ignored, first_row=1)
     table.unparsed = {k: np.concatenate(v) for k, v in bad.items()}
     return table

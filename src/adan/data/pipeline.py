@@ -237,7 +237,8 @@ class MarketPipeline:
             if tuple(test.bars.assets) != tuple(history.bars.assets):
                 raise ValueError(
                     f"the test period's assets {test.bars.assets} differ from the history's "
-                    f"{history.bars.assets}; give them in the same order"
+                    f"{history.bars.assets}; name them with data.assets (and data.test_assets "
+                    "if the test files differ), in the same order"
                 )
             if test.bars.timestamps[0] <= history.bars.timestamps[-1]:
                 raise ValueError(
@@ -311,6 +312,23 @@ class MarketPipeline:
             raise ValueError(
                 f"the checkpoint was trained on assets {list(assets)}, the data holds "
                 f"{list(bars.assets)}"
+            )
+        version = fitted.get("features_version", FEATURE_CODE_VERSION)
+        if version != FEATURE_CODE_VERSION:
+            raise ValueError(
+                f"the checkpoint's features were computed by feature code version {version}, "
+                f"this code is version {FEATURE_CODE_VERSION}: the same names may mean other "
+                "numbers; retrain, or evaluate with the code the checkpoint was trained with"
+            )
+        saved = {
+            rule: (list(tf["feature_names"]), int(tf["window"]))
+            for rule, tf in (fitted.get("timeframes") or {}).items()
+        }
+        configured = {tf.rule: (list(tf.features), tf.window) for tf in self.timeframes}
+        if saved != configured:
+            raise ValueError(
+                f"the checkpoint's timeframes {saved} differ from the configured "
+                f"data.timeframes {configured}"
             )
 
     def _assemble(

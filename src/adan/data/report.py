@@ -62,25 +62,26 @@ class CleaningReport:
         rows: np.ndarray | list[int],
         action: str,
         detail: str = "",
+        count: int | None = None,
     ) -> None:
         """Record that ``rule`` fired on ``rows`` and what repair mode did about it.
 
-        In strict mode this raises a ``DataError`` for the first row instead.
+        ``count`` overrides the number of rows for a defect that is not about file rows (bars
+        dropped on the common clock). In strict mode this raises a ``DataError`` instead.
         """
         rows = [int(r) for r in np.asarray(rows, dtype=np.int64).ravel()]
-        if not rows and rule not in _ROWLESS_RULES:
+        if not rows and not count:
             return
         if self.mode == "strict":
             where = f"row {rows[0]}" if rows else "whole file"
             raise DataError(
                 f"{file or asset}: {where}: {rule}: {detail or action} "
-                f"({len(rows) or 1} row(s) in all). Fix the file, or set "
+                f"({count or len(rows)} row(s) in all). Fix the file, or set "
                 "data.cleaning.mode=repair to repair it and list every fix in the "
                 "cleaning report."
             )
-        self.defects.append(
-            Defect(rule, file, asset, len(rows), action, rows[:MAX_LISTED_ROWS], detail)
-        )
+        n = len(rows) if count is None else int(count)
+        self.defects.append(Defect(rule, file, asset, n, action, rows[:MAX_LISTED_ROWS], detail))
 
     def note_file(self, **info: Any) -> None:
         """What was read from one file: path, asset, rows, the columns used and ignored."""
@@ -131,6 +132,3 @@ class CleaningReport:
             where = f"{Path(d.file).name}" if d.file else d.asset
             lines.append(f"  {where}: {d.rule} x{d.count} -> {d.action}")
         return "\n".join(lines)
-
-
-_ROWLESS_RULES = {"assets_listed_at_different_dates", "long_gap_segment_dropped"}

@@ -28,26 +28,44 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from adan.data.bars import Bars
-from adan.data.cleaning import CLEANING_CODE_VERSION, AssetSeries, CleaningPolicy, clean_asset
+from adan.data.cleaning import AssetSeries, CleaningPolicy, clean_asset
 from adan.data.loading import expand_paths, read_table
 from adan.data.pipeline import MarketPipeline
 from adan.data.report import CleaningReport, DataError
 
 log = logging.getLogger(__name__)
+# Part of the feature-cache key of file sources: bump it when loading, cleaning or alignment
+# changes what a file turns into, so that old cache entries are not reused.
+DATA_CODE_VERSION = 2
 
 
 def load_assets(
-    path: Path, fmt: str, columns: Mapping[str, str] | None, policy: CleaningPolicy, asset: str
+    path: Path,
+    fmt: str,
+    columns: Mapping[str, str] | None,
+    policy: CleaningPolicy,
+    asset: str,
+    encoding: str = "utf8",
 ) -> tuple[list[AssetSeries], CleaningReport]:
     """Read and clean one file: one asset, or one per symbol in a long file."""
     report = CleaningReport(policy.mode)
-    table = read_table(path, fmt, columns)
+    table = read_table(path, fmt, columns, encoding)
     report.note_file(
         path=str(path),
         rows=len(table),
         columns=table.columns,
         ignored_columns=table.ignored,
     )
+    if table.malformed:
+        line, text = table.malformed[0]
+        report.defect(
+            "malformed_row",
+            str(path),
+            asset,
+            [ln for ln, _ in table.malformed],
+            "row skipped",
+            f"wrong number of fields, e.g. line {line}: {text[:80]!r}",
+        )
     if table.symbol is None:
         return [clean_asset(table, asset, policy, report)], report
     symbols = pd.Series(table.symbol, dtype=object)
@@ -57,6 +75,14 @@ def load_assets(
             "missing_symbol", str(path), asset, table.rows(bad), "row dropped", "empty symbol"
         )
     groups = symbols.dropna().groupby(symbols.dropna(), sort=True).indices
+    names = [_asset_name(str(g)) for g in groups]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raw = [str(g) for g in groups if _asset_name(str(g)) == clash[0]]
+        raise DataError(
+            f"{path}: symbols {raw} all become the asset name {clash[0]!r}; rename them in the "
+            "file so that they differ in letters or digits"
+        )
     if len(groups) == 1:  # a one-asset file that names its symbol (e.g. BTC/USDT): use the name
         ((name, idx),) = groups.items()
         return [clean_asset(table, _asset_name(str(name)), policy, report, idx)], report
@@ -100,6 +126,15 @@ def align_assets(
             f"{s.asset} {pd.Timestamp(s.ts[0])}..{pd.Timestamp(s.ts[-1])}" for s in series
         )
         raise DataError(f"the assets' periods do not overlap ({spans}); nothing to align")
+    for s in series:  # every asset's bars on one grid, or a bar would land in another's slot
+        off = (s.ts - start) % bar
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise DataError(
+                f"{s.file}: row {s.rows[i]}: bar at {pd.Timestamp(s.ts[i])} is not on the "
+                f"{pd.Timedelta(bar)} clock of the other assets, which starts at "
+                f"{pd.Timestamp(start)}; resample or shift the files to common bar times"
+            )
     clock = start + bar * np.arange((stop - start) // bar + 1, dtype=np.int64)
     t, a = len(clock), len(series)
     arrays = {k: np.empty((t, a)) for k in ("open", "high", "low", "close", "volume")}
@@ -111,18 +146,14 @@ def align_assets(
         pos = ((s.ts[inside] - start) // bar).astype(np.int64)
         have = np.zeros(t, dtype=bool)
         have[pos] = True
-        last = np.maximum.accumulate(np.where(have, np.arange(t), -1))  # last real bar index
-        close = np.full(t, np.nan)
-        close[pos] = s.close[inside]
-        for k in ("open", "high", "low", "volume"):
-            col = np.full(t, np.nan)
-            col[pos] = getattr(s, k)[inside]
-            arrays[k][:, j] = col
-        arrays["close"][:, j] = close
-        prev_close = close[np.maximum(last, 0)]
+        for k in ("open", "high", "low", "close", "volume"):
+            arrays[k][pos, j] = getattr(s, k)[inside]
         missing = ~have
+        # a missing slot repeats the asset's last close at or before it (from its whole
+        # series, so a gap right at the common start is filled from the bar before it)
+        before = np.searchsorted(s.ts, clock[missing], side="right") - 1
         for k in ("open", "high", "low", "close"):
-            arrays[k][missing, j] = prev_close[missing]
+            arrays[k][missing, j] = s.close[before]
         arrays["volume"][missing, j] = 0.0
         filled[:, j] = missing
         gap_len = _run_lengths(missing)
@@ -151,6 +182,7 @@ def align_assets(
             f"{pd.Timestamp(clock[keep.start])} .. {pd.Timestamp(clock[keep.stop - 1])}",
             f"{t - (keep.stop - keep.start)} of {t} bars dropped; raise "
             "data.cleaning.max_fill_bars to fill longer gaps instead",
+            count=t - (keep.stop - keep.start),
         )
     if keep.stop <= keep.start:
         raise DataError("every bar lies inside a gap longer than max_fill_bars; nothing left")
@@ -177,6 +209,14 @@ def merge_same_asset(series: Sequence[AssetSeries], report: CleaningReport) -> l
         if len(parts) == 1:
             out.append(parts[0])
             continue
+        bar, origin = parts[0].bar_ns, int(parts[0].ts[0])
+        for p in parts[1:]:
+            if p.bar_ns != bar or (int(p.ts[0]) - origin) % bar:
+                raise DataError(
+                    f"{p.file}: bars of {pd.Timedelta(p.bar_ns)} from {pd.Timestamp(p.ts[0])} do "
+                    f"not continue the {pd.Timedelta(bar)} bars of {parts[0].file} (same asset "
+                    f"{asset!r}); resample the files to one bar clock"
+                )
         cat = {
             k: np.concatenate([getattr(p, k) for p in parts])
             for k in ("ts", "open", "high", "low", "close", "volume", "rows")
@@ -233,6 +273,7 @@ class FileSource:
     name). ``columns``: {canonical: file column} overrides. ``cleaning``: a ``CleaningPolicy``
     as a mapping. ``report_path``: where the JSON cleaning report is written (the run
     directory by default). ``n_jobs``: files read and cleaned in parallel (-1: all cores).
+    ``encoding``: the text encoding of CSV files.
     """
 
     def __init__(
@@ -245,6 +286,7 @@ class FileSource:
         report_path: str | None = "cleaning_report.json",
         n_jobs: int = 1,
         root: str | None = None,
+        encoding: str = "utf8",
     ) -> None:
         root = root if root is not None else os.environ.get("PROJECT_ROOT")
         self.paths = expand_paths(path if isinstance(path, str) else list(path), root)
@@ -259,6 +301,7 @@ class FileSource:
         self.policy = CleaningPolicy(**dict(cleaning or {}))
         self.report_path = report_path
         self.n_jobs = int(n_jobs)
+        self.encoding = str(encoding)
         self.report: CleaningReport | None = None
 
     def __repr__(self) -> str:
@@ -274,11 +317,13 @@ class FileSource:
                 digests.append(hashlib.file_digest(fh, "blake2b").hexdigest())
         return {
             "files": digests,
+            "paths": [str(p) for p in self.paths],  # asset names come from file names
+            "encoding": self.encoding,
             "format": self.format,
             "assets": self.assets,
             "columns": self.columns,
             "cleaning": dataclasses.asdict(self.policy),
-            "cleaning_code": CLEANING_CODE_VERSION,
+            "data_code": DATA_CODE_VERSION,
         }
 
     def restore_report(self, report: dict[str, Any]) -> None:
@@ -292,7 +337,7 @@ class FileSource:
         """Read, clean and align every file; write the cleaning report; return the bars."""
         names = self.assets or [asset_from_path(p) for p in self.paths]
         jobs = [
-            delayed(load_assets)(p, self.format, self.columns, self.policy, n)
+            delayed(load_assets)(p, self.format, self.columns, self.policy, n, self.encoding)
             for p, n in zip(self.paths, names, strict=True)
         ]
         n_jobs = min(self.n_jobs if self.n_jobs > 0 else os.cpu_count() or 1, len(jobs))
@@ -340,9 +385,12 @@ class FileMarket(MarketPipeline):
         cleaning: Mapping[str, Any] | None = None,
         report_path: str | None = "cleaning_report.json",
         n_jobs: int = 1,
+        encoding: str = "utf8",
         **pipeline: Any,
     ) -> None:
-        common = dict(format=format, columns=columns, cleaning=cleaning, n_jobs=n_jobs)
+        common = dict(
+            format=format, columns=columns, cleaning=cleaning, n_jobs=n_jobs, encoding=encoding
+        )
         source = FileSource(path, assets=assets, report_path=report_path, **common)
         test_source = None
         if test_path is not None:

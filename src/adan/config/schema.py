@@ -172,6 +172,7 @@ class FileMarketSchema(PipelineSchema):
     columns: dict[str, str] = field(default_factory=dict)
     cleaning: CleaningPolicy = field(default_factory=CleaningPolicy)
     report_path: str | None = "cleaning_report.json"
+    encoding: str = "utf8"
 
     def __post_init__(self) -> None:
         from adan.data.loading import COLUMN_ALIASES

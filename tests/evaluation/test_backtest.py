@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from adan.evaluation.backtest import TradingEvaluator, run_backtest
-from adan.evaluation.baselines import buy_and_hold_equity
+from adan.evaluation.backtest import PolicyActor, TradingEvaluator, run_backtest
+from adan.evaluation.baselines import buy_and_hold, buy_and_hold_equity, run_baselines
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
 from adan.rewards import SimpleReward
@@ -38,10 +38,12 @@ def test_performance_by_hand():
 
 def test_flat_policy_keeps_its_cash_and_pays_nothing():
     data = random_walk(num_bars=120, num_assets=2)
-    res = run_backtest(ConstantPolicy([0.0, 0.0]), data, TradingConfig(), SimpleReward(), 16, 8760)
-    assert len(res.equity) == 120 - 16  # start bar, then every bar to the end of the split
+    actor = PolicyActor(ConstantPolicy([0.0, 0.0]))
+    res = run_backtest(actor, data, TradingConfig(), SimpleReward(), 16, 8760)
+    assert res.equity.shape == (120 - 16, 1)  # start bar, then every bar to the end
     np.testing.assert_allclose(res.equity, 10_000.0)
-    assert res.costs == 0 and res.turnover == 0
+    assert res.costs.sum() == 0 and res.turnover.sum() == 0 and not res.weights.any()
+    assert res.timestamps[0] == data.timestamps[15] and res.timestamps[-1] == data.timestamps[-2]
 
 
 def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
@@ -54,14 +56,26 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
     np.testing.assert_allclose(bh, [10_000, *(units * close[2:])])
     # one asset, always fully long: the agent's backtest is the same book
     res = run_backtest(
-        ConstantPolicy([1.0]), data, trading, SimpleReward(), window=2, bars_per_year=8760
+        PolicyActor(ConstantPolicy([1.0])),
+        data,
+        trading,
+        SimpleReward(),
+        window=2,
+        bars_per_year=8760,
     )
     # the episode ends one bar early (the simulator keeps a spare bar); costs are paid on top of
     # a fully invested book, so the agent holds slightly more units than buy-and-hold's budget
-    assert len(res.equity) == len(bh) - 1
-    np.testing.assert_allclose(res.equity, bh[: len(res.equity)], rtol=1e-3)
+    equity = res.equity[:, 0]
+    assert len(equity) == len(bh) - 1
+    np.testing.assert_allclose(equity, bh[: len(equity)], rtol=1e-3)
     # 20 bps on the first fill of the whole 10,000 of equity, then tiny rebalancing trades
-    assert res.costs == pytest.approx(20e-4, rel=0.01) and res.costs > 20e-4
+    paid = res.costs.sum() / 10_000
+    assert paid == pytest.approx(20e-4, rel=0.01) and paid > 20e-4
+    np.testing.assert_allclose(res.weights[1:, 0, 0], 1.0, atol=2e-3)
+    # the buy-and-hold record covers the same bars and holds its units
+    record = buy_and_hold(data, trading, window=2)
+    np.testing.assert_allclose(record.equity[:, 0], bh[: len(equity)])
+    assert record.costs.sum() == pytest.approx(10_000 * 0.002 / 1.002)
 
 
 def test_evaluator_compares_agent_with_buy_and_hold_and_refuses_short_splits():
@@ -74,3 +88,34 @@ def test_evaluator_compares_agent_with_buy_and_hold_and_refuses_short_splits():
         TradingEvaluator(
             random_walk(num_bars=17), TradingConfig(), SimpleReward(), window=16, bars_per_year=8760
         )
+
+
+def test_baselines_run_with_the_agents_costs_and_bars():
+    data = random_walk(num_bars=400, num_assets=2)
+    trading = TradingConfig()
+    recs = run_baselines(
+        ["buy_and_hold", "flat", "random", "ma_crossover"], data, trading, SimpleReward(), 16, 8760
+    )
+    steps = 400 - 16 - 1
+    for rec in recs.values():
+        assert len(rec.equity) == steps + 1 and len(rec.costs) == steps
+    np.testing.assert_allclose(recs["flat"].equity, 10_000.0)
+    assert recs["random"].runs == 5 and recs["random"].costs.sum(axis=0).min() > 0
+    # the random runs differ from each other, and the same seed repeats them
+    assert np.unique(recs["random"].equity[-1]).size == 5
+    again = run_baselines(["random"], data, trading, SimpleReward(), 16, 8760)["random"]
+    np.testing.assert_array_equal(again.equity, recs["random"].equity)
+    # MA crossover: long only, 1/A per asset when long, never before the slow average exists
+    w = recs["ma_crossover"].weights[:, 0]
+    assert w.min() >= 0 and w.max() <= 0.51  # 1/2 at the fill, drifting with the bar
+    assert not w[: 96 - 15].any()
+
+
+def test_ma_crossover_reads_only_past_closes():
+    from adan.evaluation.baselines import MACrossoverActor
+
+    close = random_walk(num_bars=300, num_assets=1).close
+    changed = close.copy()
+    changed[200:] *= 3.0
+    a, b = MACrossoverActor(close, 5, 20), MACrossoverActor(changed, 5, 20)
+    np.testing.assert_array_equal(a.long[:200], b.long[:200])

@@ -1,73 +1,124 @@
-"""Backtest: the deterministic policy over a whole split, one continuous episode, with the
-training costs, beside buy-and-hold on the same bars.
+"""Backtest: a strategy over a whole split, one continuous episode, with the training costs.
 
-Used by the validation loop during training (``val/sharpe`` …) and by the closing summary.
+One engine scores everything: the agent during training (``val/sharpe`` …), the closing
+summary, ``eval.py``, and the baselines beside the agent. A strategy is an *actor*: a function
+from the observation (and the bar index) to actions, stepped through the same
+``MarketSimulator`` the agent trained in, so fills, costs and timing are identical.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from adan.agents.rollout import obs_to_tensor
 from adan.data.bars import MarketData
-from adan.evaluation.baselines import buy_and_hold_equity
 from adan.evaluation.metrics import performance
+from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
 from adan.rewards.base import RewardFunction
 
+Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]  # (obs, bar t [N]) -> [N, A]
 
-@dataclass
-class BacktestResult:
-    equity: np.ndarray  # [n+1] equity at the start bar's close, then after each bar
-    turnover: float
-    costs: float  # cash paid in fees, spread and slippage, as a fraction of initial cash
-    start: int  # bar index (within the split) of the first decision
+
+class PolicyActor:
+    """A trained policy's deterministic (mode) action."""
+
+    def __init__(self, policy: torch.nn.Module) -> None:
+        self.policy = policy
+        self.device = next(policy.parameters()).device
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            action, _, _ = self.policy(obs_to_tensor(obs, self.device), deterministic=True)
+        return self.policy.to_env_action(action)
 
 
 def run_backtest(
-    policy: torch.nn.Module,
+    actor: Actor,
     data: MarketData,
     trading: TradingConfig,
     reward: RewardFunction,
     window: int,
     bars_per_year: float,
-) -> BacktestResult:
-    """Step one env from bar ``window-1`` to the last bar with the policy's mode action."""
+    num_runs: int = 1,
+    seed: int = 0,
+    name: str = "agent",
+) -> BacktestRecord:
+    """Step ``num_runs`` accounts from bar ``window-1`` to the last bar with ``actor``.
+
+    Every run starts at the same bar; runs differ only through the actor (e.g. one random
+    seed each). The episode ends early for a run that is ruined (equity below the trading
+    config's ruin threshold); its later rows repeat its final state.
+    """
     length = len(data) - window - 1
+    if length < 1:
+        raise ValueError(f"a backtest needs more than window + 1 = {window + 1} bars")
     sim = MarketSimulator(
         data,
-        num_envs=1,
+        num_envs=num_runs,
         window=window,
         episode_length=length,
         trading=trading,
         reward=reward,
-        seed=0,
+        seed=seed,
         bars_per_year=bars_per_year,
     )
-    obs = sim.reset(seed=0)
+    obs = sim.reset(seed=seed)
     start = int(sim.t[0])
-    device = next(policy.parameters()).device
-    equity = [trading.initial_cash]
-    turnover = costs = 0.0
-    with torch.no_grad():
-        for _ in range(length):
-            action, _, _ = policy(obs_to_tensor(obs, device), deterministic=True)
-            obs, _, terminated, truncated, info = sim.step(policy.to_env_action(action))
-            equity.append(float(info["equity"][0]))
-            turnover += float(info["turnover"][0])
-            costs += float(info["fee"][0] + info["spread"][0] + info["slippage"][0])
-            if terminated[0] or truncated[0]:
-                break
-    return BacktestResult(np.asarray(equity), turnover, costs / trading.initial_cash, start)
+    a = data.num_assets
+    equity = np.empty((length + 1, num_runs))
+    weights = np.zeros((length + 1, num_runs, a))
+    costs = np.zeros((length, num_runs))
+    turnover = np.zeros((length, num_runs))
+    equity[0] = trading.initial_cash
+    alive = np.ones(num_runs, dtype=bool)
+    steps = length
+    for k in range(length):
+        obs, _, terminated, truncated, info = sim.step(actor(obs, sim.t.copy()))
+        eq = np.where(alive, info["equity"], equity[k])
+        equity[k + 1] = eq
+        # the book after the step, marked at the bar's close (a run that ended stays put)
+        held = sim.portfolio.units * data.close[start + k + 1] / eq[:, None]
+        weights[k + 1] = np.where(alive[:, None], held, weights[k])
+        costs[k] = np.where(alive, info["fee"] + info["spread"] + info["slippage"], 0.0)
+        turnover[k] = np.where(alive, info["turnover"], 0.0)
+        alive &= ~(terminated | truncated)
+        if not alive.any():
+            steps = k + 1
+            break
+    rows = slice(start, start + steps + 1)
+    return BacktestRecord(
+        name=name,
+        timestamps=data.timestamps[rows],
+        equity=equity[: steps + 1],
+        weights=weights[: steps + 1],
+        costs=costs[:steps],
+        turnover=turnover[:steps],
+        close=data.close[rows],
+        assets=tuple(data.assets),
+        regimes=None if data.regimes is None else data.regimes[rows],
+        initial_cash=trading.initial_cash,
+    )
+
+
+def record_performance(record: BacktestRecord, bars_per_year: float, run: int = 0) -> dict:
+    """``performance`` of one run of a record."""
+    return performance(
+        record.equity[:, run],
+        bars_per_year,
+        record.turnover[:, run],
+        record.costs[:, run],
+        record.weights[:, run],
+    )
 
 
 class TradingEvaluator:
     """Scores a policy on one split: ``__call__`` gives the agent's metrics (for ``val/…``),
-    ``compare`` the agent beside buy-and-hold."""
+    ``compare`` the agent beside buy-and-hold (the closing summary)."""
 
     def __init__(
         self,
@@ -86,20 +137,27 @@ class TradingEvaluator:
         self.data, self.trading, self.reward = data, trading, reward
         self.window, self.bars_per_year = window, bars_per_year
 
-    def __call__(self, policy: torch.nn.Module) -> dict[str, float]:
-        result = run_backtest(
-            policy, self.data, self.trading, self.reward, self.window, self.bars_per_year
+    def backtest(self, policy: torch.nn.Module) -> BacktestRecord:
+        return run_backtest(
+            PolicyActor(policy),
+            self.data,
+            self.trading,
+            self.reward,
+            self.window,
+            self.bars_per_year,
         )
-        return performance(result.equity, self.bars_per_year, result.turnover, result.costs)
+
+    def __call__(self, policy: torch.nn.Module) -> dict[str, float]:
+        return record_performance(self.backtest(policy), self.bars_per_year)
 
     def compare(self, policy: torch.nn.Module) -> dict[str, dict[str, float]]:
-        result = run_backtest(
-            policy, self.data, self.trading, self.reward, self.window, self.bars_per_year
-        )
-        bh = buy_and_hold_equity(self.data, result.start, self.trading)[: len(result.equity)]
+        from adan.evaluation.baselines import buy_and_hold
+
+        agent = self.backtest(policy)
+        bh = buy_and_hold(self.data, self.trading, self.window)
         return {
-            "agent": performance(result.equity, self.bars_per_year, result.turnover, result.costs),
-            "buy_and_hold": performance(bh, self.bars_per_year),
+            "agent": record_performance(agent, self.bars_per_year),
+            "buy_and_hold": record_performance(bh, self.bars_per_year),
         }
 
 

@@ -1,22 +1,162 @@
-"""Reference strategies scored over the same bars and costs as the agent."""
+"""Reference strategies, scored over the same bars with the same costs as the agent.
+
+- ``buy_and_hold``: an equal-weight book bought at the first fill (paying the same fees,
+  spread and slippage) and held: units, not weights, so it never rebalances.
+- ``flat``: all cash, never trades (the zero line a strategy must beat after costs).
+- ``random``: a seeded random policy (uniform target weights, or uniform discrete choices in
+  discrete mode), one run per seed; reported as the mean and spread over seeds.
+- ``ma_crossover``: per asset, long 1/A of equity while the ``fast``-bar simple moving average
+  of closes is above the ``slow`` one, else flat; averages use closes up to t only.
+
+All but buy-and-hold are actors stepped through the agent's simulator (``run_backtest``).
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
 from adan.data.bars import MarketData
+from adan.evaluation.backtest import run_backtest
+from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
 from adan.market.execution import CostModel
+from adan.market.sizing import num_discrete_actions
+from adan.rewards.base import RewardFunction
+
+BASELINES = ("buy_and_hold", "flat", "random", "ma_crossover")
+LABELS = {
+    "agent": "agent",
+    "buy_and_hold": "buy & hold",
+    "flat": "flat (cash)",
+    "random": "random policy",
+    "ma_crossover": "MA crossover",
+}
 
 
 def buy_and_hold_equity(data: MarketData, start: int, trading: TradingConfig) -> np.ndarray:
     """Equity of an equal-weight book bought at bar ``start+1``'s open (paying the same fees,
     spread and slippage as the agent) and held: ``equity[0]`` is the cash at ``start``'s close,
     ``equity[k]`` the value at bar ``start+k``'s close. Units are held, not rebalanced."""
+    return _buy_and_hold_units(data, start, trading)[0]
+
+
+def _buy_and_hold_units(
+    data: MarketData, start: int, trading: TradingConfig
+) -> tuple[np.ndarray, np.ndarray, float]:
     cash0 = trading.initial_cash
     open_, close = data.open[start + 1], data.close[start + 1 :]
     cost_rate = CostModel.from_config(trading).total_rate
     budget = cash0 / (1.0 + cost_rate)  # notional such that notional + costs = cash
     units = budget / data.num_assets / open_
-    equity = close @ units
-    return np.concatenate([[cash0], equity])
+    equity = np.concatenate([[cash0], close @ units])
+    return equity, units, budget * cost_rate
+
+
+def buy_and_hold(data: MarketData, trading: TradingConfig, window: int) -> BacktestRecord:
+    """The buy-and-hold record over the bars a backtest with ``window`` covers."""
+    start = window - 1
+    steps = len(data) - window - 1  # as many steps as the agent's backtest
+    equity, units, cost = _buy_and_hold_units(data, start, trading)
+    equity = equity[: steps + 1]
+    rows = slice(start, start + steps + 1)
+    close = data.close[rows]
+    weights = np.zeros((steps + 1, 1, data.num_assets))
+    weights[1:, 0] = units * close[1:] / equity[1:, None]
+    costs = np.zeros((steps, 1))
+    costs[0] = cost
+    turnover = np.zeros((steps, 1))
+    turnover[0] = (cost / CostModel.from_config(trading).total_rate) / trading.initial_cash
+    return BacktestRecord(
+        name="buy_and_hold",
+        timestamps=data.timestamps[rows],
+        equity=equity[:, None],
+        weights=weights,
+        costs=costs,
+        turnover=turnover,
+        close=close,
+        assets=tuple(data.assets),
+        regimes=None if data.regimes is None else data.regimes[rows],
+        initial_cash=trading.initial_cash,
+    )
+
+
+class FlatActor:
+    """Always all cash."""
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        return np.zeros((len(t), obs["portfolio"].shape[1] - 2), dtype=np.float32)
+
+
+class RandomActor:
+    """Uniformly random actions of the agent's own action kind; run r uses seed ``seed + r``."""
+
+    def __init__(self, trading: TradingConfig, num_assets: int, runs: int, seed: int = 0):
+        self.trading, self.num_assets = trading, num_assets
+        self.rngs = [np.random.default_rng(seed + r) for r in range(runs)]
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        a = self.num_assets
+        if self.trading.action_mode == "discrete":
+            k = num_discrete_actions(self.trading)
+            return np.stack([rng.integers(0, k, a) for rng in self.rngs])
+        low = -1.0 if self.trading.allow_short else 0.0
+        return np.stack([rng.uniform(low, 1.0, a) for rng in self.rngs]).astype(np.float32)
+
+
+class MACrossoverActor:
+    """Long 1/A of equity per asset while SMA(fast) > SMA(slow) of closes <= t, else flat."""
+
+    def __init__(self, close: np.ndarray, fast: int = 24, slow: int = 96) -> None:
+        if not 0 < fast < slow:
+            raise ValueError(f"MA crossover needs 0 < fast < slow, got {fast}, {slow}")
+        csum = np.vstack([np.zeros((1, close.shape[1])), np.cumsum(close, axis=0)])
+        t = np.arange(len(close))
+
+        def sma(n: int) -> np.ndarray:  # mean of closes t-n+1..t; the first n-1 rows: NaN
+            out = np.full(close.shape, np.nan)
+            out[n - 1 :] = (csum[n:] - csum[:-n]) / n
+            return out
+
+        with np.errstate(invalid="ignore"):
+            self.long = (sma(fast) > sma(slow)) & (t[:, None] >= slow - 1)
+        self.weight = 1.0 / close.shape[1]
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        return (self.long[t] * self.weight).astype(np.float32)
+
+
+def run_baselines(
+    names: tuple[str, ...] | list[str],
+    data: MarketData,
+    trading: TradingConfig,
+    reward: RewardFunction,
+    window: int,
+    bars_per_year: float,
+    random_runs: int = 5,
+    seed: int = 0,
+    ma_fast: int = 24,
+    ma_slow: int = 96,
+) -> dict[str, BacktestRecord]:
+    """Records of the named baselines over ``data`` (see the module docstring)."""
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
+    weights_cfg = replace(trading, action_mode="continuous")  # target weights, same costs
+    out: dict[str, BacktestRecord] = {}
+    for name in names:
+        if name == "buy_and_hold":
+            out[name] = buy_and_hold(data, trading, window)
+            continue
+        if name == "flat":
+            actor, cfg, runs = FlatActor(), weights_cfg, 1
+        elif name == "random":
+            actor, cfg = RandomActor(trading, data.num_assets, random_runs, seed), trading
+            runs = random_runs
+        else:
+            actor, cfg, runs = MACrossoverActor(data.close, ma_fast, ma_slow), weights_cfg, 1
+        out[name] = run_backtest(
+            actor, data, cfg, reward, window, bars_per_year, num_runs=runs, seed=seed, name=name
+        )
+    return out

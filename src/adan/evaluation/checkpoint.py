@@ -46,3 +46,33 @@ def market_from_checkpoint(
         data.report_path = None
     data = OmegaConf.merge(data, OmegaConf.create(overrides or {}))
     return instantiate(data).build(fitted=ckpt[DATA_KEY])
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory (its ``checkpoints/last.ckpt``)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        last = p / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(f"{p} is a directory without checkpoints/last.ckpt")
+        return last
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}; give a .ckpt file or a run directory")
+    return p
+
+
+def policy_from_checkpoint(ckpt: dict[str, Any], data: MarketData, trading: Any) -> torch.nn.Module:
+    """The checkpoint's actor-critic, rebuilt from its model config for ``data``'s spaces, in
+    eval mode, with the trained weights."""
+    cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    env = instantiate(cfg.env, num_envs=1)(
+        data=data, trading=trading, reward=instantiate(cfg.reward), seed=0
+    )
+    policy = instantiate(cfg.model)(env.single_observation_space, env.single_action_space)
+    state = {
+        k[len("policy.") :].replace("_orig_mod.", ""): v
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("policy.")
+    }
+    policy.load_state_dict(state)
+    return policy.eval()

@@ -1,0 +1,25 @@
+"""Backtest a trained agent: `python eval.py ckpt_path=<checkpoint or run dir>` (see README)."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+
+from adan.config import register_configs  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from adan.evaluation.evaluate import evaluate
+
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 reproducibility, overrides and an ensemble of two checkpoints."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,9 +20,11 @@ def trained(tmp_path_factory):
     return out
 
 
-def run_eval(out_dir, *overrides, check=True):
+def run_eval(out_dir, *overrides, check=True, env=None):
     cmd = [sys.executable, str(ROOT / "eval.py"), f"hydra.run.dir={out_dir}", *overrides]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env or dict(os.environ)
+    )
     if check and proc.returncode != 0:
         pytest.fail(
             f"eval.py {' '.join(overrides)} exited {proc.returncode}:\n{proc.stderr[-4000:]}"
@@ -80,3 +83,15 @@ def test_ensemble_of_two_checkpoints(trained, tmp_path):
 def test_missing_checkpoint_is_named(tmp_path):
     proc = run_eval(tmp_path / "x", "ckpt_path=nowhere/last.ckpt", check=False)
     assert proc.returncode != 0 and "no checkpoint at nowhere/last.ckpt" in proc.stderr
+
+
+def test_wandb_gets_metrics_plots_and_a_per_bar_table(trained, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    out = tmp_path / "w"
+    run_eval(out, f"ckpt_path={trained}", "logger=wandb", "baselines=[flat]", env=env)
+    (run,) = list((out / "wandb").glob("offline-run-*"))
+    images = sorted(
+        p.name.split("_")[0] for p in (run / "files" / "media" / "images").rglob("*.png")
+    )
+    assert len(images) == 4
+    assert list((run / "files" / "media" / "table").rglob("*.table.json"))

@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def build_task(cfg: DictConfig) -> tuple[Any, Any, dict]:
+def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, dict]:
     """(training VectorEnv, validation evaluator, market splits or {}) for the configured task.
 
-    With a ``data`` group the task is trading on that market; without one (experiment=cartpole)
-    it is the plain gymnasium task named by ``env.env_id``.
+    With a ``data`` group the task is trading on that market (``splits``, when given, replace
+    the ones the data config would build: a walk-forward fold); without one
+    (experiment=cartpole) it is the plain gymnasium task named by ``env.env_id``.
     """
     if cfg.get("data") is None:
         env = instantiate(cfg.env)
@@ -38,8 +39,8 @@ def build_task(cfg: DictConfig) -> tuple[Any, Any, dict]:
 
     from adan.evaluation.backtest import TradingEvaluator
 
-    pipeline = instantiate(cfg.data)
-    splits = pipeline.build()
+    if splits is None:
+        splits = instantiate(cfg.data).build()
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
     trading = instantiate(cfg.trading)
     env_factory = instantiate(cfg.env)
@@ -57,13 +58,24 @@ def build_task(cfg: DictConfig) -> tuple[Any, Any, dict]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one agent; returns the final summary (and writes it to ``summary.json``)."""
+    """Train one agent (or, with ``walk_forward``, one per fold); returns the final summary
+    (and writes it to ``summary.json``)."""
     validate_config(cfg)
+    if cfg.get("walk_forward"):
+        from adan.walk_forward import walk_forward
+
+        return walk_forward(cfg)
+    return fit(cfg)[0]
+
+
+def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], Any]:
+    """Train one agent on ``splits`` (default: the data config's); (summary, PPO module)."""
     torch.set_num_threads(int(cfg.torch_threads))
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
-    env, evaluator, splits = build_task(cfg)
+    env, evaluator, splits = build_task(cfg, splits)
     module = instantiate(cfg.agent)(env=env, policy=instantiate(cfg.model), evaluator=evaluator)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     contract = data_contract(splits["train"].meta, splits["train"].assets) if splits else None
@@ -90,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
         train_seconds = time.perf_counter() - t0
         if not trainer.is_global_zero:  # under DDP, rank 0 alone scores and reports
-            return {}
+            return {}, module
         summary = summarise(cfg, module, evaluator, splits)
         summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
         summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only
@@ -99,7 +111,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _close_wandb(loggers)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("summary written to %s", out_dir / "summary.json")
-    return summary
+    return summary, module
 
 
 def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dict[str, Any]:

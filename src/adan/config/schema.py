@@ -450,6 +450,32 @@ class MLPModelSchema(ActorCriticSchema):
     extractor: MLPSchema = field(default_factory=MLPSchema)
 
 
+@dataclass
+class WalkForwardSchema:
+    n_folds: int = 3
+    train_bars: int | None = None
+    val_bars: int = 2000
+    test_bars: int = 2000
+    expanding: bool = False
+    baselines: list[str] = field(default_factory=lambda: ["buy_and_hold", "flat", "ma_crossover"])
+
+    def __post_init__(self) -> None:
+        from adan.evaluation.baselines import BASELINES
+
+        k = "walk_forward."
+        _check(self.n_folds >= 1, k + "n_folds", "must be >= 1", self.n_folds)
+        _check(self.val_bars >= 1, k + "val_bars", "must be >= 1", self.val_bars)
+        _check(self.test_bars >= 1, k + "test_bars", "must be >= 1", self.test_bars)
+        _check(
+            self.train_bars is None or self.train_bars >= 1,
+            k + "train_bars",
+            "must be >= 1 or null",
+            self.train_bars,
+        )
+        for name in self.baselines:
+            _check(name in BASELINES, k + "baselines", f"must be among {list(BASELINES)}", name)
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "data": {
         "synthetic": MarketPipelineSchema,
@@ -462,6 +488,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "env": {"trading": TradingEnvSchema, "gym": GymEnvSchema},
     "reward": {"simple": SimpleRewardSchema, "adaptive": AdaptiveRewardSchema},
     "model": {"cnn": CNNModelSchema, "mlp": MLPModelSchema},
+    "walk_forward": {"rolling": WalkForwardSchema},
 }
 
 

@@ -65,7 +65,8 @@ def policy_from_checkpoint(ckpt: dict[str, Any], data: MarketData, trading: Any)
     """The checkpoint's actor-critic, rebuilt from its model config for ``data``'s spaces, in
     eval mode, with the trained weights."""
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    env = instantiate(cfg.env, num_envs=1)(
+    # one short episode: the env is only built here for its spaces
+    env = instantiate(cfg.env, num_envs=1, episode_length=1)(
         data=data, trading=trading, reward=instantiate(cfg.reward), seed=0
     )
     policy = instantiate(cfg.model)(env.single_observation_space, env.single_action_space)

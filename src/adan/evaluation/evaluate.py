@@ -129,8 +129,8 @@ def select_period(data: MarketData, period: Any, window: int) -> MarketData:
     if i1 - i0 < window + 2:
         raise ValueError(
             f"period {list(period)} leaves {max(i1 - i0, 0)} bars of the "
-            f"{data.meta.get('split')} split ({ts[0]} .. {ts[-1]}); a backtest needs "
-            f"{window + 2}"
+            f"{data.meta.get('split')} split ({_minute(ts[0])} .. {_minute(ts[-1])}); a "
+            f"backtest with env.window={window} needs {window + 2}"
         )
     return data.slice(i0, i1, name=data.meta.get("split"))
 
@@ -179,6 +179,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             member_weights = weights_from_scores(scores).tolist()
             log.info("ensemble weights from validation Sharpe %s: %s", scores, member_weights)
         policy = ModelEnsemble(policies, member_weights)
+        wanted = {"mean": "gaussian", "vote": "categorical"}.get(cfg.ensemble.combine)
+        kind = "gaussian" if policy.kind == "gaussian" else "categorical"
+        if wanted is not None and kind != wanted:
+            raise ValueError(
+                f"ensemble.combine={cfg.ensemble.combine} is for "
+                f"{'continuous' if wanted == 'gaussian' else 'discrete'} actions; these members "
+                f"act {'continuously' if policy.kind == 'gaussian' else 'discretely'}: use "
+                f"{'mean' if policy.kind == 'gaussian' else 'vote'} or weighted"
+            )
     result = evaluate_split(
         PolicyActor(policy),
         data,
@@ -193,6 +202,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         seed=int(cfg.seed),
     )
     result.meta.update(
+        checkpoint=", ".join(str(f) for f in files),
         checkpoints=[str(f) for f in files],
         ensemble=None
         if len(files) == 1

@@ -78,7 +78,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     env, evaluator, splits = build_task(cfg, splits)
     module = instantiate(cfg.agent)(env=env, policy=instantiate(cfg.model), evaluator=evaluator)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    contract = data_contract(splits["train"].meta, splits["train"].assets) if splits else None
+    contract = data_contract(splits) if splits else None
     callbacks.append(RunSpec(OmegaConf.to_container(cfg, resolve=True), contract))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     # One epoch is one PPO iteration; trainer.max_epochs may stop earlier (annealing schedules

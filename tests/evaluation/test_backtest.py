@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from adan.evaluation.backtest import PolicyActor, TradingEvaluator, run_backtest
-from adan.evaluation.baselines import buy_and_hold, buy_and_hold_equity, run_baselines
+from adan.evaluation.baselines import buy_and_hold, run_baselines
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
 from adan.rewards import SimpleReward
@@ -51,9 +51,9 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
     close = np.array([10.0, 20.0, 22.0, 11.0, 12.0, 15.0])
     data = make_market(open_, close)
     trading = TradingConfig(fee_bps=10, half_spread_bps=5, slippage_bps=5)  # 20 bps in all
-    bh = buy_and_hold_equity(data, start=1, trading=trading)
+    bh = buy_and_hold(data, trading, window=2).equity[:, 0]
     units = 10_000 / 1.002 / open_[2]
-    np.testing.assert_allclose(bh, [10_000, *(units * close[2:])])
+    np.testing.assert_allclose(bh, [10_000, *(units * close[2:-1])])
     # one asset, always fully long: the agent's backtest is the same book
     res = run_backtest(
         PolicyActor(ConstantPolicy([1.0])),
@@ -66,16 +66,18 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
     # the episode ends one bar early (the simulator keeps a spare bar); costs are paid on top of
     # a fully invested book, so the agent holds slightly more units than buy-and-hold's budget
     equity = res.equity[:, 0]
-    assert len(equity) == len(bh) - 1
-    np.testing.assert_allclose(equity, bh[: len(equity)], rtol=1e-3)
+    assert len(equity) == len(bh) == len(close) - 2  # from bar 1's close to bar 4's
+    np.testing.assert_allclose(equity, bh, rtol=1e-3)
     # 20 bps on the first fill of the whole 10,000 of equity, then tiny rebalancing trades
     paid = res.costs.sum() / 10_000
     assert paid == pytest.approx(20e-4, rel=0.01) and paid > 20e-4
     np.testing.assert_allclose(res.weights[1:, 0, 0], 1.0, atol=2e-3)
     # the buy-and-hold record covers the same bars and holds its units
     record = buy_and_hold(data, trading, window=2)
-    np.testing.assert_allclose(record.equity[:, 0], bh[: len(equity)])
     assert record.costs.sum() == pytest.approx(10_000 * 0.002 / 1.002)
+    assert record.turnover.sum() == pytest.approx(1 / 1.002)
+    free = buy_and_hold(data, TradingConfig(fee_bps=0, half_spread_bps=0, slippage_bps=0), 2)
+    assert free.costs.sum() == 0 and free.turnover.sum() == pytest.approx(1.0)
 
 
 def test_evaluator_compares_agent_with_buy_and_hold_and_refuses_short_splits():
@@ -119,3 +121,18 @@ def test_ma_crossover_reads_only_past_closes():
     changed[200:] *= 3.0
     a, b = MACrossoverActor(close, 5, 20), MACrossoverActor(changed, 5, 20)
     np.testing.assert_array_equal(a.long[:200], b.long[:200])
+
+
+def test_a_backtest_is_not_cut_short_by_the_ruin_threshold():
+    open_ = np.linspace(100, 10, 60)
+    data = make_market(open_, open_ * 0.99)  # a crash
+    res = run_backtest(
+        PolicyActor(ConstantPolicy([1.0])),
+        data,
+        TradingConfig(ruin_threshold=0.5),
+        SimpleReward(),
+        window=4,
+        bars_per_year=8760,
+    )
+    assert len(res.equity) == len(buy_and_hold(data, TradingConfig(), 4).equity) == 60 - 4
+    assert res.equity[-1, 0] < 0.2 * 10_000

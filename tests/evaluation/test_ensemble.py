@@ -40,6 +40,16 @@ def test_mean_of_continuous_actions_and_weights():
     np.testing.assert_allclose(weighted[0].numpy(), [0.75, -0.625])
 
 
+def test_continuous_members_are_clipped_before_the_mean():
+    members = [Fixed([3.0, 0.2], "gaussian"), Fixed([-1.0, 0.2], "gaussian")]
+    np.testing.assert_allclose(ModelEnsemble(members)(OBS)[0][0].numpy(), [0.0, 0.2])
+
+
+def test_a_tied_vote_goes_flat():
+    members = [Fixed([2, 2], "categorical"), Fixed([0, 2], "categorical")]
+    np.testing.assert_array_equal(ModelEnsemble(members)(OBS)[0][0].numpy(), [1, 2])
+
+
 def test_majority_vote_of_discrete_actions():
     members = [Fixed([2, 0], "categorical"), Fixed([2, 1], "categorical"), Fixed([0, 1], "c")]
     members[2].kind = "categorical"

@@ -17,10 +17,22 @@ CONFIG_KEY = "adan_config"
 DATA_KEY = "adan_data"
 
 
-def data_contract(meta: dict[str, Any], assets: tuple[str, ...]) -> dict[str, Any]:
-    """The split-independent part of ``MarketData.meta``: feature names, fitted scalers."""
+def data_contract(splits: dict[str, Any]) -> dict[str, Any]:
+    """What a trained agent expects of its data: assets, feature names, the scalers fitted on
+    its training split, and the periods it trained and was selected on (evaluation flags a
+    period that overlaps them)."""
+    meta = splits["train"].meta
     keep = ("feature_names", "scaler", "timeframes", "features_version")
-    return {"assets": list(assets), **{k: meta[k] for k in keep if k in meta}}
+    periods = {
+        name: [str(d.timestamps[0]), str(d.timestamps[-1])]
+        for name, d in splits.items()
+        if name in ("train", "val") and len(d)
+    }
+    return {
+        "assets": list(splits["train"].assets),
+        **{k: meta[k] for k in keep if k in meta},
+        "periods": periods,
+    }
 
 
 class RunSpec(pl.Callback):

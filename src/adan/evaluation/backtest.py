@@ -9,6 +9,7 @@ from the observation (and the bar index) to actions, stepped through the same
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -48,15 +49,17 @@ def run_backtest(
     seed: int = 0,
     name: str = "agent",
 ) -> BacktestRecord:
-    """Step ``num_runs`` accounts from bar ``window-1`` to the last bar with ``actor``.
+    """Step ``num_runs`` accounts with ``actor`` from bar ``window-1`` to the second-to-last
+    bar (the simulator keeps the last one spare), marking each at the next bar's close.
 
     Every run starts at the same bar; runs differ only through the actor (e.g. one random
-    seed each). The episode ends early for a run that is ruined (equity below the trading
-    config's ruin threshold); its later rows repeat its final state.
+    seed each). The trading config's ruin threshold does not apply: a backtest scores every
+    strategy over the same whole period, however badly it does.
     """
     length = len(data) - window - 1
     if length < 1:
         raise ValueError(f"a backtest needs more than window + 1 = {window + 1} bars")
+    trading = replace(trading, ruin_threshold=0.0)
     sim = MarketSimulator(
         data,
         num_envs=num_runs,

@@ -5,8 +5,8 @@
 - ``flat``: all cash, never trades (the zero line a strategy must beat after costs).
 - ``random``: a seeded random policy (uniform target weights, or uniform discrete choices in
   discrete mode), one run per seed; reported as the mean and spread over seeds.
-- ``ma_crossover``: per asset, long 1/A of equity while the ``fast``-bar simple moving average
-  of closes is above the ``slow`` one, else flat; averages use closes up to t only.
+- ``ma_crossover``: per asset, long 1/A of equity (unlevered) while the ``fast``-bar simple
+  moving average of closes is above the ``slow`` one, else flat; averages use closes up to t.
 
 All but buy-and-hold are actors stepped through the agent's simulator (``run_backtest``).
 """
@@ -35,30 +35,26 @@ LABELS = {
 }
 
 
-def buy_and_hold_equity(data: MarketData, start: int, trading: TradingConfig) -> np.ndarray:
-    """Equity of an equal-weight book bought at bar ``start+1``'s open (paying the same fees,
-    spread and slippage as the agent) and held: ``equity[0]`` is the cash at ``start``'s close,
-    ``equity[k]`` the value at bar ``start+k``'s close. Units are held, not rebalanced."""
-    return _buy_and_hold_units(data, start, trading)[0]
-
-
 def _buy_and_hold_units(
     data: MarketData, start: int, trading: TradingConfig
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(equity, units, costs paid, notional bought) of an equal-weight book bought at bar
+    ``start+1``'s open, paying the agent's costs, and held: ``equity[0]`` is the cash at
+    ``start``'s close, ``equity[k]`` the value at bar ``start+k``'s close."""
     cash0 = trading.initial_cash
     open_, close = data.open[start + 1], data.close[start + 1 :]
     cost_rate = CostModel.from_config(trading).total_rate
     budget = cash0 / (1.0 + cost_rate)  # notional such that notional + costs = cash
     units = budget / data.num_assets / open_
     equity = np.concatenate([[cash0], close @ units])
-    return equity, units, budget * cost_rate
+    return equity, units, budget * cost_rate, budget
 
 
 def buy_and_hold(data: MarketData, trading: TradingConfig, window: int) -> BacktestRecord:
     """The buy-and-hold record over the bars a backtest with ``window`` covers."""
     start = window - 1
     steps = len(data) - window - 1  # as many steps as the agent's backtest
-    equity, units, cost = _buy_and_hold_units(data, start, trading)
+    equity, units, cost, bought = _buy_and_hold_units(data, start, trading)
     equity = equity[: steps + 1]
     rows = slice(start, start + steps + 1)
     close = data.close[rows]
@@ -67,7 +63,7 @@ def buy_and_hold(data: MarketData, trading: TradingConfig, window: int) -> Backt
     costs = np.zeros((steps, 1))
     costs[0] = cost
     turnover = np.zeros((steps, 1))
-    turnover[0] = (cost / CostModel.from_config(trading).total_rate) / trading.initial_cash
+    turnover[0] = bought / trading.initial_cash
     return BacktestRecord(
         name="buy_and_hold",
         timestamps=data.timestamps[rows],
@@ -92,7 +88,7 @@ class FlatActor:
 class RandomActor:
     """Uniformly random actions of the agent's own action kind; run r uses seed ``seed + r``."""
 
-    def __init__(self, trading: TradingConfig, num_assets: int, runs: int, seed: int = 0):
+    def __init__(self, trading: TradingConfig, num_assets: int, runs: int, seed: int = 0) -> None:
         self.trading, self.num_assets = trading, num_assets
         self.rngs = [np.random.default_rng(seed + r) for r in range(runs)]
 
@@ -112,15 +108,14 @@ class MACrossoverActor:
         if not 0 < fast < slow:
             raise ValueError(f"MA crossover needs 0 < fast < slow, got {fast}, {slow}")
         csum = np.vstack([np.zeros((1, close.shape[1])), np.cumsum(close, axis=0)])
-        t = np.arange(len(close))
 
         def sma(n: int) -> np.ndarray:  # mean of closes t-n+1..t; the first n-1 rows: NaN
             out = np.full(close.shape, np.nan)
             out[n - 1 :] = (csum[n:] - csum[:-n]) / n
             return out
 
-        with np.errstate(invalid="ignore"):
-            self.long = (sma(fast) > sma(slow)) & (t[:, None] >= slow - 1)
+        with np.errstate(invalid="ignore"):  # NaN before the slow average exists: not long
+            self.long = sma(fast) > sma(slow)
         self.weight = 1.0 / close.shape[1]
 
     def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
@@ -143,7 +138,9 @@ def run_baselines(
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
-    weights_cfg = replace(trading, action_mode="continuous")  # target weights, same costs
+    # target weights, the same costs, no leverage (the random policy keeps the agent's own
+    # action space, leverage included)
+    weights_cfg = replace(trading, action_mode="continuous", max_leverage=1.0)
     out: dict[str, BacktestRecord] = {}
     for name in names:
         if name == "buy_and_hold":

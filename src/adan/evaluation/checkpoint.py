@@ -31,14 +31,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def market_from_checkpoint(
-    path: str | Path, overrides: dict[str, Any] | None = None
+    path: str | Path | dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> dict[str, MarketData]:
     """{"train", "val", "test"} built by the checkpoint's data config and fitted scalers.
 
-    ``overrides`` patch the data config (e.g. ``{"test_path": [...]}`` for another period);
-    the cleaning report is not rewritten unless ``report_path`` is given.
+    ``path`` is a checkpoint file or one already loaded by ``load_checkpoint``. ``overrides``
+    patch the data config (e.g. ``{"test_path": [...]}`` for another period); the cleaning
+    report is not rewritten unless ``report_path`` is given.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = path if isinstance(path, dict) else load_checkpoint(path)
     if ckpt[DATA_KEY] is None:
         raise ValueError(f"{path} was trained on a gym task, not on market data")
     data = OmegaConf.create(ckpt[CONFIG_KEY]["data"])

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 COMBINE = ("mean", "vote", "weighted")
+
+
+def _choices(space: gym.spaces.Space) -> int:
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    return int(np.max(space.nvec))
 
 
 def weights_from_scores(scores: Sequence[float]) -> np.ndarray:
@@ -30,16 +37,25 @@ class ModelEnsemble(nn.Module):
     """Combine ``members`` (actor-critics with the same spaces) into one deterministic policy.
 
     ``weights``: one per member (normalised); None for equal weights. Continuous actions are
-    averaged; discrete ones are voted per asset, ties going to the lowest action index.
+    averaged after each is clipped to the action space (what each member would trade);
+    discrete ones are voted per asset, and a vote without a single winner goes flat.
     """
 
-    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None):
+    def __init__(
+        self, members: Sequence[nn.Module], weights: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         kinds = {m.kind for m in members}
         if len(kinds) > 1:
             raise ValueError(f"ensemble members mix action kinds {sorted(kinds)}")
+        for m in members[1:]:
+            if m.action_space != members[0].action_space:
+                raise ValueError(
+                    f"ensemble members act in different spaces: {members[0].action_space} and "
+                    f"{m.action_space}"
+                )
         self.members = nn.ModuleList(members)
         self.kind = kinds.pop()
         w = np.full(len(members), 1.0) if weights is None else np.asarray(weights, np.float64)
@@ -49,16 +65,25 @@ class ModelEnsemble(nn.Module):
         self.action_space = members[0].action_space
 
     @torch.no_grad()
-    def forward(self, obs, deterministic: bool = True):  # noqa: ANN001
+    def forward(
+        self, obs: dict[str, torch.Tensor], deterministic: bool = True
+    ) -> tuple[torch.Tensor, None, None]:
         actions = torch.stack([m(obs, deterministic=True)[0].float() for m in self.members])
         if self.kind == "gaussian":
+            low = torch.as_tensor(self.action_space.low, dtype=actions.dtype)
+            high = torch.as_tensor(self.action_space.high, dtype=actions.dtype)
+            actions = torch.maximum(torch.minimum(actions, high), low)
             return torch.einsum("m,m...->...", self.weights, actions), None, None
         # discrete: weighted votes per (env, asset) over the action values
-        choices = int(actions.max().item()) + 1
-        votes = torch.zeros(*actions.shape[1:], choices)
+        choices = _choices(self.action_space)
         onehot = nn.functional.one_hot(actions.long(), choices).float()
-        votes += torch.einsum("m,m...k->...k", self.weights, onehot)
-        return votes.argmax(dim=-1), None, None
+        votes = torch.einsum("m,m...k->...k", self.weights, onehot)
+        # no single winner: flat, i.e. the middle of {short, flat, long}, else the first
+        # action ({flat, long} long-only; any other discrete task: its first action)
+        flat = 1 if choices == 3 else 0
+        top = votes.max(dim=-1, keepdim=True).values
+        tied = (votes >= top - 1e-6).sum(dim=-1) > 1
+        return torch.where(tied, flat, votes.argmax(dim=-1)), None, None
 
     def to_env_action(self, action: torch.Tensor) -> np.ndarray:
         return self.members[0].to_env_action(action)

@@ -26,6 +26,7 @@ from adan.evaluation.checkpoint import (
     resolve_checkpoint,
 )
 from adan.evaluation.ensemble import COMBINE, ModelEnsemble, weights_from_scores
+from adan.evaluation.metrics import bar_returns
 from adan.evaluation.records import BacktestRecord, EvaluationResult
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,7 @@ def score(
             if rec.runs > 1:
                 spread[name] = dict(zip(keys, np.nanstd(table, axis=0).tolist(), strict=True))
         if rec.runs == 1 and len(rec.equity) > 2:
-            eq = rec.equity[:, 0]
-            # as ``performance``: a bar that starts with no equity left returns 0
-            returns = np.divide(eq[1:], eq[:-1], out=np.ones(len(eq) - 1), where=eq[:-1] > 0)
-            returns -= 1.0
+            returns = bar_returns(rec.equity[:, 0])  # the returns the Sharpe ratio is of
             ci[name] = sharpe_confidence_interval(returns, bars_per_year, n_boot=n_boot, seed=seed)
     return metrics, spread, ci
 
@@ -117,22 +115,84 @@ def _minute(t: np.datetime64) -> str:
 
 
 def select_period(data: MarketData, period: Any, window: int) -> MarketData:
-    """Bars of ``data`` from ``period[0]`` to ``period[1]`` (inclusive dates or None), plus the
-    ``window - 1`` bars before the start that the first observation needs."""
+    """Bars of ``data`` from ``period[0]`` to ``period[1]`` (dates or None; a bare date as the
+    end means the end of that day; a single string is a start), plus the ``window - 1`` bars
+    before the start that the first observation needs and the one spare bar after the end
+    that the simulator keeps."""
     if not period:
         return data
+    if isinstance(period, str):
+        period = [period, None]
     start, end = (list(period) + [None, None])[:2]
     ts = data.timestamps
+    split = data.meta.get("split")
+    span = f"{_minute(ts[0])} .. {_minute(ts[-1])}"
     i0 = 0 if start is None else int(np.searchsorted(ts, np.datetime64(str(start))))
-    i1 = len(ts) if end is None else int(np.searchsorted(ts, np.datetime64(str(end)), "right"))
+    if end is None:
+        i1 = len(ts)
+    else:
+        stop = np.datetime64(str(end))
+        if len(str(end).strip()) <= 10:  # a date alone: the whole day
+            stop = stop.astype("datetime64[D]") + np.timedelta64(1, "D")
+            i1 = int(np.searchsorted(ts, stop, "left"))
+        else:
+            i1 = int(np.searchsorted(ts, stop, "right"))
+    if i0 >= len(ts) or i1 == 0 or i1 <= i0:
+        raise ValueError(f"period {list(period)} lies outside the {split} split ({span})")
+    if start is not None and np.datetime64(str(start)) < ts[0]:
+        log.warning("period starts before the %s split; it starts at %s", split, span[:16])
     i0 = max(0, i0 - (window - 1))
+    i1 = min(len(ts), i1 + 1)  # the spare bar: the last bar asked for is then scored
     if i1 - i0 < window + 2:
         raise ValueError(
-            f"period {list(period)} leaves {max(i1 - i0, 0)} bars of the "
-            f"{data.meta.get('split')} split ({_minute(ts[0])} .. {_minute(ts[-1])}); a "
+            f"period {list(period)} leaves {i1 - i0} bars of the {split} split ({span}); a "
             f"backtest with env.window={window} needs {window + 2}"
         )
-    return data.slice(i0, i1, name=data.meta.get("split"))
+    return data.slice(i0, i1, name=split)
+
+
+COST_KEYS = ("fee_bps", "half_spread_bps", "slippage_bps", "initial_cash")
+MATCHING = ("env.window", "env.bars_per_year", "trading.action_mode", "trading.allow_short")
+
+
+def _check_members(files: list[Path], ckpts: list[dict[str, Any]]) -> None:
+    """Ensemble members must read the same data and act in the same way."""
+    first = ckpts[0]
+    for f, ck in zip(files[1:], ckpts[1:], strict=True):
+        if ck[DATA_KEY] != first[DATA_KEY]:
+            raise ValueError(
+                f"{f} was trained on other data (assets, features or scalers) than "
+                f"{files[0]}; an ensemble needs one data contract"
+            )
+        for key in MATCHING:
+            a = OmegaConf.select(OmegaConf.create(first[CONFIG_KEY]), key)
+            b = OmegaConf.select(OmegaConf.create(ck[CONFIG_KEY]), key)
+            if a != b:
+                raise ValueError(f"{f} has {key}={b}, {files[0]} has {a}: not one ensemble")
+
+
+def _training_overlap(contract: dict[str, Any], data: MarketData) -> dict[str, bool]:
+    """Which of the checkpoint's training and selection periods the evaluated bars overlap."""
+    lo, hi = data.timestamps[0], data.timestamps[-1]
+    out = {}
+    for name, (start, end) in (contract.get("periods") or {}).items():
+        out[name] = bool(np.datetime64(start) <= hi and lo <= np.datetime64(end))
+    return out
+
+
+def _check_bars_per_year(data: MarketData, bars_per_year: float) -> None:
+    if len(data) < 3:
+        return
+    spacing = np.median(np.diff(data.timestamps.astype("datetime64[ns]").astype(np.int64)))
+    implied = 365.25 * 24 * 3600e9 / spacing
+    if not 0.9 < implied / bars_per_year < 1.1:
+        log.warning(
+            "env.bars_per_year=%g, but bars of %s make %.0f a year: the annualised metrics "
+            "(CAGR, volatility, Sharpe) assume the former",
+            bars_per_year,
+            np.timedelta64(int(spacing), "ns").astype("timedelta64[m]"),
+            implied,
+        )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -149,19 +209,27 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     files = [resolve_checkpoint(p) for p in paths]
     ckpts = [load_checkpoint(f) for f in files]
     first = ckpts[0]
-    for f, ck in zip(files[1:], ckpts[1:], strict=True):
-        if ck[DATA_KEY] != first[DATA_KEY]:
-            raise ValueError(
-                f"{f} was trained on other data (assets, features or scalers) than {files[0]}; "
-                "an ensemble needs one data contract"
-            )
+    _check_members(files, ckpts)
+    bad = sorted(set(cfg.trading or {}) - set(COST_KEYS))
+    if bad:
+        raise ValueError(
+            f"trading.{bad[0]} cannot be overridden at evaluation: it changes what the agent's "
+            f"actions mean; only {list(COST_KEYS)} can"
+        )
     train_cfg = OmegaConf.create(first[CONFIG_KEY])
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.data else {}
-    market = market_from_checkpoint(files[0], data_overrides)
+    market = market_from_checkpoint(first, data_overrides)
     trading = instantiate(OmegaConf.merge(train_cfg.trading, cfg.trading or {}))
     reward = instantiate(train_cfg.reward)
     window, bpy = int(train_cfg.env.window), float(train_cfg.env.bars_per_year)
     data = select_period(market[cfg.split], cfg.period, window)
+    _check_bars_per_year(data, bpy)
+    overlap = _training_overlap(first[DATA_KEY], data)
+    if overlap.get("val"):
+        log.warning(
+            "the evaluated bars overlap the validation period the checkpoint was selected on "
+            "(best checkpoint, ensemble weights): read the results as optimistic"
+        )
 
     policies = [policy_from_checkpoint(ck, data, trading) for ck in ckpts]
     if len(policies) == 1:
@@ -207,14 +275,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         ensemble=None
         if len(files) == 1
         else {"combine": cfg.ensemble.combine, "weights": member_weights},
-        in_sample=cfg.split == "train",
+        in_sample=cfg.split == "train" or overlap.get("train", False),
+        overlaps_validation=overlap.get("val", False),
     )
     out_dir = Path(cfg.paths.output_dir)
     written = write_report(result, out_dir)
     print_table(result)
     log.info("report: %s", written.get("report", out_dir))
     for lg in [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]:
-        log_to_logger(lg, result, written)
+        try:
+            log_to_logger(lg, result, written)
+        finally:
+            _finish(lg)
     return {"metrics": result.metrics, "sharpe_ci": result.sharpe_ci, "meta": result.meta}
 
 
@@ -273,6 +345,14 @@ def log_to_logger(logger: Any, result: EvaluationResult, written: dict[str, Path
             )
         ]
         run.log({"eval/bars": wandb.Table(columns=columns, data=rows)})
+
+
+def _finish(logger: Any) -> None:
+    from pytorch_lightning.loggers import WandbLogger
+
+    if isinstance(logger, WandbLogger):
+        import wandb
+
         wandb.finish()
     else:
         logger.save()

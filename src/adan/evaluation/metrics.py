@@ -25,7 +25,7 @@ NAN = float("nan")
 MIN_STD = 1e-12
 
 
-def _returns(equity: np.ndarray) -> np.ndarray:
+def bar_returns(equity: np.ndarray) -> np.ndarray:
     """Simple per-bar returns; 0 for a bar that starts with no (or negative) equity."""
     prev, cur = equity[:-1], equity[1:]
     return np.divide(cur - prev, prev, out=np.zeros_like(cur), where=prev > 0)
@@ -139,7 +139,7 @@ def performance(
     if not equity[0] > 0:
         raise ValueError(f"the starting equity must be positive, got {equity[0]}")
     bars_per_year = float(bars_per_year)
-    r = _returns(equity)
+    r = bar_returns(equity)
     n = len(r)
     ann = np.sqrt(bars_per_year)
     growth = equity[-1] / equity[0]

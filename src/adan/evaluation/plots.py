@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from adan.data.synthetic import REGIME_NAMES
+from adan.evaluation.baselines import LABELS
 from adan.evaluation.records import BacktestRecord, EvaluationResult
 
 AGENT = "agent"
@@ -23,13 +24,7 @@ BUY_AND_HOLD = "buy_and_hold"
 DPI = 120
 MAX_ASSET_PANELS = 4
 
-_PRETTY = {
-    "agent": "agent",
-    "buy_and_hold": "buy & hold",
-    "flat": "flat (cash)",
-    "random": "random",
-    "ma_crossover": "MA crossover",
-}
+_PRETTY = LABELS
 _COLOURS = {
     "agent": "tab:blue",
     "buy_and_hold": "dimgray",

@@ -36,21 +36,6 @@ class BacktestRecord:
     def runs(self) -> int:
         return self.equity.shape[1]
 
-    def run(self, r: int) -> BacktestRecord:
-        """The record of run ``r`` alone (R = 1)."""
-        return BacktestRecord(
-            name=self.name,
-            timestamps=self.timestamps,
-            equity=self.equity[:, r : r + 1],
-            weights=self.weights[:, r : r + 1],
-            costs=self.costs[:, r : r + 1],
-            turnover=self.turnover[:, r : r + 1],
-            close=self.close,
-            assets=self.assets,
-            regimes=self.regimes,
-            initial_cash=self.initial_cash,
-        )
-
 
 @dataclass
 class EvaluationResult:

@@ -34,31 +34,7 @@ def test_known_values(bars):
     np.testing.assert_allclose(x[100, :, 3], expected, rtol=1e-9)
 
 
-@pytest.mark.parametrize("t", [40, 250, 598])
-def test_causal_future_bars_do_not_change_the_past(bars, t):
-    rng = np.random.default_rng(t)
-    future = slice(t + 1, None)
-
-    def scramble(a: np.ndarray) -> np.ndarray:
-        a = a.copy()
-        a[future] *= np.exp(rng.normal(0, 0.3, size=a[future].shape))
-        return a
-
-    high, low = scramble(bars.high), scramble(bars.low)
-    high[future], low[future] = high[future] * 1.5, low[future] * 0.5
-    changed = replace(
-        bars,
-        open=scramble(bars.open),
-        high=high,
-        low=low,
-        close=scramble(bars.close),
-        volume=scramble(bars.volume),
-    )
-    names = sorted(FEATURES)
-    before, _ = compute_features(bars, names)
-    after, _ = compute_features(changed, names)
-    np.testing.assert_array_equal(before[: t + 1], after[: t + 1])  # bit-identical
-    assert not np.array_equal(before[t + 1 :], after[t + 1 :])
+# Causality of every feature, defaults included: test_features_indicators.py
 
 
 def test_vectorised_over_assets_matches_single_asset(bars):

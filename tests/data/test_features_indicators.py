@@ -153,9 +153,13 @@ REFERENCES = {
     "volume_z": (ref_volume_z, lambda n: n - 1),
 }
 CASES = [(kind, n) for kind in REFERENCES for n in (2, 7, 21)]
-ALL_NAMES = ["log_return", "macd_hist", "bollinger", "volume_z"] + [
-    f"{kind}_{n}" for kind, n in CASES
-]
+ALL_NAMES = list(
+    dict.fromkeys(
+        ["log_return", "macd_hist", "bollinger", "volume_z"]
+        + [f"{kind}_{n}" for kind, n in CASES]
+        + list(DEFAULT_FEATURES)
+    )
+)
 
 
 def test_every_kind_has_a_reference():

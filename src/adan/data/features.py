@@ -347,6 +347,21 @@ def _compute_block(bars: Bars, names: Sequence[str]) -> np.ndarray:
         return np.stack([resolve_feature(n)(bars) for n in names], axis=-1)
 
 
+def require_finite(
+    x: np.ndarray, bars: Bars, names: Sequence[str], first: int, where: str = ""
+) -> None:
+    """Refuse a non-finite value in features ``x`` [T, A, F] (rows ``first``.. of ``bars``),
+    naming the feature, asset and bar: after the warm-up every value must be a number."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        t, a, f = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{where}feature {names[f]!r} is {x[t, a, f]} for asset {bars.assets[a]!r} at "
+            f"{bars.timestamps[first + t]} (row {first + t}) after warm-up; check the input "
+            "bars there (non-positive or missing prices?)"
+        )
+
+
 def compute_features(bars: Bars, names: Sequence[str], n_jobs: int = 1) -> tuple[np.ndarray, int]:
     """Stack the named features into [T, A, F] float64; also return the warm-up row count.
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from adan.data.bars import Bars, MarketData
 from adan.data.cache import FeatureCache, content_key
-from adan.data.features import FEATURE_CODE_VERSION, compute_features
+from adan.data.features import FEATURE_CODE_VERSION, compute_features, require_finite
 from adan.data.splits import (
     FeatureScaler,
     split_by_date,
@@ -212,7 +212,7 @@ class MarketPipeline:
         raw, warmup = compute_features(bars, self.features, n_jobs=self.n_jobs)
         higher = HigherTimeframes(bars, self.timeframes)
         first = max(warmup, higher.first_row)  # + rows whose higher windows are incomplete
-        self._check_finite(raw[first:], bars, first)
+        require_finite(raw[first:], bars, self.features, first)
         report = getattr(source, "report", None)
         return PreparedBars(bars, raw, first, higher, None if report is None else report.to_dict())
 
@@ -374,16 +374,6 @@ class MarketPipeline:
                 timeframes={k: tf.take(slice(start, stop)) for k, tf in timeframes.items()},
             )
         return out
-
-    def _check_finite(self, x: np.ndarray, bars: Bars, warmup: int) -> None:
-        bad = ~np.isfinite(x)
-        if bad.any():
-            t, a, f = np.argwhere(bad)[0]
-            raise ValueError(
-                f"feature {self.features[f]!r} is {x[t, a, f]} for asset {bars.assets[a]!r} at "
-                f"{bars.timestamps[warmup + t]} (row {warmup + t}) after warm-up; "
-                "check the input bars there (non-positive or missing prices?)"
-            )
 
 
 def _contract(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from adan.data.bars import Bars, TimeframeData
-from adan.data.features import compute_features
+from adan.data.features import compute_features, require_finite
 from adan.data.splits import FeatureScaler
 
 _SPEC_KEYS = ("rule", "features", "window")
@@ -157,14 +157,7 @@ class HigherTimeframes:
             higher, index = resample(bars, spec.rule)
             raw, warmup = compute_features(higher, spec.features)
             raw, index = raw[warmup:], index - warmup
-            bad = ~np.isfinite(raw)
-            if bad.any():
-                p, a, f = np.argwhere(bad)[0]
-                raise ValueError(
-                    f"timeframe {spec.rule!r}: feature {spec.features[f]!r} is {raw[p, a, f]} "
-                    f"for asset {bars.assets[a]!r} on the bar of {higher.timestamps[warmup + p]} "
-                    "after warm-up; check the input bars there"
-                )
+            require_finite(raw, higher, spec.features, warmup, f"timeframe {spec.rule!r}: ")
             complete = index >= spec.window - 1  # index never decreases: a suffix of rows
             if not complete.any():
                 raise ValueError(

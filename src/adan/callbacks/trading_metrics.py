@@ -8,8 +8,11 @@ import pytorch_lightning as pl
 
 class TradingMetrics(pl.Callback):
     """Averages the trading statistics the env reports at episode end (return, Sharpe, max
-    drawdown, win rate, turnover, costs, trades) over the episodes finished in an iteration and
-    logs them as ``trading/<name>``. Envs without trading statistics log nothing."""
+    drawdown, win rate, turnover, costs, trades, stop exits, risk clips) over the episodes
+    finished in an iteration and logs them as ``trading/<name>``; with several trading
+    profiles, also per profile as ``trading/<profile>/<name>``. The trading desk's state is
+    logged beside them: the behaviour engine's parameters (``dbe/<param>``) and the risk
+    limits' clip counts (``risk/...``). Envs without trading statistics log nothing."""
 
     def __init__(self, keys: list[str] | None = None) -> None:
         self.keys = keys
@@ -17,13 +20,45 @@ class TradingMetrics(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
     ) -> None:  # noqa: ANN001
+        simulator = getattr(getattr(pl_module, "env", None), "simulator", None)
+        metrics = _desk_metrics(simulator)
         episodes = getattr(pl_module, "completed_episodes", [])
         trading = [e for e in episodes if len(e) > 2]  # more than return and length
-        if not trading:
-            return
-        keys = self.keys or [k for k in trading[0] if k not in ("return", "length")]
-        metrics = {
-            f"trading/{k}": float(np.nanmean([e[k] for e in trading if k in e])) for k in keys
-        }
-        metrics["trading/episodes"] = float(len(trading))
-        pl_module.log_metrics(metrics)
+        if trading:
+            skip = ("return", "length", "profile")
+            keys = self.keys or [k for k in trading[0] if k not in skip]
+            metrics.update(_means(trading, keys, "trading/"))
+            metrics["trading/episodes"] = float(len(trading))
+            names = getattr(simulator, "profile_names", ())
+            if len(names) > 1:
+                for index, name in enumerate(names):
+                    mine = [e for e in trading if int(e.get("profile", -1)) == index]
+                    if mine:
+                        metrics.update(_means(mine, keys, f"trading/{name}/"))
+                        metrics[f"trading/{name}/episodes"] = float(len(mine))
+        if metrics:
+            pl_module.log_metrics(metrics)
+
+
+def _means(episodes: list[dict], keys: list[str], prefix: str) -> dict[str, float]:
+    return {
+        prefix + k: float(np.nanmean([e[k] for e in episodes if k in e]))
+        for k in keys
+        if any(k in e for e in episodes)
+    }
+
+
+def _desk_metrics(simulator) -> dict[str, float]:  # noqa: ANN001
+    """The behaviour engine's mean parameters and the risk limits' counts, if in use."""
+    desk = getattr(simulator, "desk", None)
+    if desk is None:
+        return {}
+    metrics: dict[str, float] = {}
+    if desk.dbe is not None:
+        metrics.update(desk.dbe.changes())
+    if desk.risk is not None:
+        metrics.update(desk.risk.summary())
+    if desk.orders is not None:
+        metrics["execution/expired_orders"] = float(desk.orders.expired.sum())
+        metrics["execution/partial_fills"] = float(desk.orders.partial.sum())
+    return metrics

@@ -17,15 +17,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from adan.data.cleaning import CleaningPolicy
 from adan.data.report import DataError
+from adan.errors import ConfigError, check
+from adan.market.behaviour import BehaviourConfig
+from adan.market.config import ProfileConfig
+from adan.market.execution import ExecutionConfig
+from adan.market.regimes import RegimeConfig
+from adan.market.risk import RiskConfig
+from adan.market.sizing import SizingConfig
+from adan.market.stops import StopsConfig
 
-
-class ConfigError(ValueError):
-    """A config value is out of range; the message names the full key."""
-
-
-def _check(ok: bool, key: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} {rule}, got {value!r}")
+_check = check
 
 
 @dataclass
@@ -262,6 +263,14 @@ class TradingSchema:
     action_mode: str = "continuous"
     initial_cash: float = 10_000.0
     ruin_threshold: float = 0.5
+    name: str = "default"
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    stops: StopsConfig = field(default_factory=StopsConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    dbe: BehaviourConfig = field(default_factory=BehaviourConfig)
+    profiles: dict[str, ProfileConfig] | None = None
 
     def __post_init__(self) -> None:
         k = "trading."
@@ -347,14 +356,28 @@ class AdaptiveRewardSchema:
     eta: float = 0.01
     scale: float = 100.0
     clip: float = 10.0
+    # {regime name: {component name: multiplier}}, missing = 1.0; empty or null: none. A dict
+    # of Any, checked in __post_init__: OmegaConf 2.3 refuses ints in a dict[str, dict[str,
+    # float]] and cannot merge a command-line dict into a None default.
+    regime_weights: dict[str, Any] | None = field(default_factory=dict)
+    regime_smoothing: float = 0.05  # EMA rate of the multipliers toward the current regime's
 
     def __post_init__(self) -> None:
+        from adan.rewards.adaptive import regime_table
+
         k = "reward."
         for name in ("w_return", "w_sharpe", "w_sortino", "w_drawdown", "w_turnover"):
             _check(getattr(self, name) >= 0, k + name, "must be >= 0", getattr(self, name))
         _check(0 < self.eta <= 1, k + "eta", "must be in (0, 1]", self.eta)
         _check(self.clip > 0, k + "clip", "must be > 0", self.clip)
         _check(self.scale > 0, k + "scale", "must be > 0", self.scale)
+        _check(
+            0 < self.regime_smoothing <= 1,
+            k + "regime_smoothing",
+            "must be in (0, 1]",
+            self.regime_smoothing,
+        )
+        regime_table(self.regime_weights)  # names and values, with the full key
 
 
 @dataclass

@@ -21,7 +21,11 @@ def _scalars(info: dict[str, Any]) -> dict[str, Any]:
     for key, value in info.items():
         if key.startswith("_"):
             continue
-        out[key] = _scalars(value) if isinstance(value, dict) else value[0].item()
+        if isinstance(value, dict):
+            out[key] = _scalars(value)
+        else:  # per env [N] -> a scalar; per env and asset [N, A] -> a list over assets
+            row = value[0]
+            out[key] = row.tolist() if np.ndim(row) else row.item()
     return out
 
 

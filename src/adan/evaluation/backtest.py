@@ -87,7 +87,7 @@ def run_backtest(
         # the book after the step, marked at the bar's close (a run that ended stays put)
         held = sim.portfolio.units * data.close[start + k + 1] / eq[:, None]
         weights[k + 1] = np.where(alive[:, None], held, weights[k])
-        costs[k] = np.where(alive, info["fee"] + info["spread"] + info["slippage"], 0.0)
+        costs[k] = np.where(alive, info["cost"], 0.0)
         turnover[k] = np.where(alive, info["turnover"], 0.0)
         alive &= ~(terminated | truncated)
         if not alive.any():
@@ -139,29 +139,51 @@ class TradingEvaluator:
             )
         self.data, self.trading, self.reward = data, trading, reward
         self.window, self.bars_per_year = window, bars_per_year
+        # Several trading profiles: one backtest each (an account runs one profile).
+        self.profiles = [name for name, _ in trading.profile_configs()]
 
-    def backtest(self, policy: torch.nn.Module) -> BacktestRecord:
+    def backtest(self, policy: torch.nn.Module, profile: str | None = None) -> BacktestRecord:
+        trading = self.trading if profile is None else self.trading.only(profile)
         return run_backtest(
             PolicyActor(policy),
             self.data,
-            self.trading,
+            trading,
             self.reward,
             self.window,
             self.bars_per_year,
+            name="agent" if profile is None else f"agent ({profile})",
         )
 
+    def _agent(self, policy: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict]]:
+        """(the agent's metrics, per-profile metrics when there are several profiles; the
+        agent's are then their mean)."""
+        if len(self.profiles) == 1:
+            return record_performance(self.backtest(policy), self.bars_per_year), {}
+        each = {
+            name: record_performance(self.backtest(policy, name), self.bars_per_year)
+            for name in self.profiles
+        }
+        keys = next(iter(each.values())).keys()
+        mean = {k: float(np.mean([m[k] for m in each.values()])) for k in keys}
+        return mean, each
+
     def __call__(self, policy: torch.nn.Module) -> dict[str, float]:
-        return record_performance(self.backtest(policy), self.bars_per_year)
+        """The agent's metrics (with several profiles: their mean, and ``<profile>/<k>``)."""
+        mean, each = self._agent(policy)
+        for name, metrics in each.items():
+            mean.update({f"{name}/{k}": v for k, v in metrics.items()})
+        return mean
 
     def compare(self, policy: torch.nn.Module) -> dict[str, dict[str, float]]:
+        """The agent (and each profile, when several) beside buy-and-hold."""
         from adan.evaluation.baselines import buy_and_hold
 
-        agent = self.backtest(policy)
+        mean, each = self._agent(policy)
         bh = buy_and_hold(self.data, self.trading, self.window)
-        return {
-            "agent": record_performance(agent, self.bars_per_year),
-            "buy_and_hold": record_performance(bh, self.bars_per_year),
-        }
+        out = {"agent": mean}
+        out.update({f"agent_{name}": metrics for name, metrics in each.items()})
+        out["buy_and_hold"] = record_performance(bh, self.bars_per_year)
+        return out
 
 
 def print_summary(summary: dict) -> None:

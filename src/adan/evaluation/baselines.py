@@ -21,7 +21,6 @@ from adan.data.bars import MarketData
 from adan.evaluation.backtest import run_backtest
 from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
-from adan.market.execution import CostModel
 from adan.market.sizing import num_discrete_actions
 from adan.rewards.base import RewardFunction
 
@@ -43,7 +42,7 @@ def _buy_and_hold_units(
     ``start``'s close, ``equity[k]`` the value at bar ``start+k``'s close."""
     cash0 = trading.initial_cash
     open_, close = data.open[start + 1], data.close[start + 1 :]
-    cost_rate = CostModel.from_config(trading).total_rate
+    cost_rate = trading.cost_bps * 1e-4
     budget = cash0 / (1.0 + cost_rate)  # notional such that notional + costs = cash
     units = budget / data.num_assets / open_
     equity = np.concatenate([[cash0], close @ units])

@@ -1,11 +1,59 @@
-"""Trading rules of one experiment: costs, leverage, shorting, action mode, account size."""
+"""Trading rules of one experiment: venue costs, actions, account, and the trading profile(s).
+
+A profile bundles how the account is run: sizing, stops, risk limits and the Dynamic
+Behaviour Engine. ``trading=conservative|moderate|aggressive`` pick one; ``trading.profiles``
+(``trading=multi_profile``) trains several at once, each on its own sub-batch of envs.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from adan.errors import ConfigError
+from adan.market.behaviour import BehaviourConfig
+from adan.market.execution import ExecutionConfig
+from adan.market.regimes import RegimeConfig
+from adan.market.risk import RiskConfig
+from adan.market.sizing import SizingConfig
+from adan.market.stops import StopsConfig
 
 ACTION_MODES = ("continuous", "discrete")
+
+
+def _as_config(cls: type, value: object, key: str) -> object:
+    """``value`` as a ``cls`` instance: as is, from a structured/dict config, or from a dict."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, DictConfig):
+        value = OmegaConf.to_object(value)
+        if isinstance(value, cls):
+            return value
+    if isinstance(value, Mapping):
+        known = {f.name for f in fields(cls)}
+        unknown = set(value) - known
+        if unknown:
+            raise ConfigError(f"{key} has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**value)
+    raise ConfigError(f"{key} must be a mapping of {cls.__name__} settings, got {value!r}")
+
+
+@dataclass
+class ProfileConfig:
+    """How one account is run: sizing, stops, risk limits, behaviour engine."""
+
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    stops: StopsConfig = field(default_factory=StopsConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    dbe: BehaviourConfig = field(default_factory=BehaviourConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in _PROFILE_FIELDS.items():
+            setattr(self, name, _as_config(cls, getattr(self, name), name))
 
 
 @dataclass
@@ -27,8 +75,37 @@ class TradingConfig:
     action_mode: str = "continuous"
     initial_cash: float = 10_000.0
     ruin_threshold: float = 0.5
+    name: str = "default"  # the profile's name in logs (trading/<name>/...)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    sizing: SizingConfig = field(default_factory=SizingConfig)
+    stops: StopsConfig = field(default_factory=StopsConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    dbe: BehaviourConfig = field(default_factory=BehaviourConfig)
+    profiles: dict[str, ProfileConfig] | None = None  # several profiles: replaces the four above
 
     def __post_init__(self) -> None:
+        self.execution = _as_config(ExecutionConfig, self.execution, "trading.execution")
+        self.regime = _as_config(RegimeConfig, self.regime, "trading.regime")
+        for name, cls in _PROFILE_FIELDS.items():
+            setattr(self, name, _as_config(cls, getattr(self, name), f"trading.{name}"))
+        if self.profiles is not None:
+            if isinstance(self.profiles, DictConfig):
+                self.profiles = OmegaConf.to_container(self.profiles)
+            if not isinstance(self.profiles, Mapping) or not self.profiles:
+                raise ConfigError(
+                    f"trading.profiles must map profile names to settings, got {self.profiles!r}"
+                )
+            self.profiles = {
+                str(name): _as_config(ProfileConfig, value, f"trading.profiles.{name}")
+                for name, value in self.profiles.items()
+            }
+        for name, profile in self.profile_configs():
+            if profile.sizing.mode == "risk_per_trade" and profile.stops.mode == "none":
+                raise ConfigError(
+                    f"trading profile {name!r}: sizing.mode=risk_per_trade sizes from the stop "
+                    "distance; set trading.stops.mode to pct or atr"
+                )
         for name in ("fee_bps", "half_spread_bps", "slippage_bps"):
             value = self._number(name)
             if value < 0:
@@ -58,7 +135,37 @@ class TradingConfig:
         setattr(self, name, float(value))
         return float(value)
 
+    def profile_configs(self) -> list[tuple[str, ProfileConfig]]:
+        """(name, settings) of every profile: ``profiles``, or this config's own one."""
+        if self.profiles:
+            return list(self.profiles.items())
+        own = ProfileConfig(**{name: getattr(self, name) for name in _PROFILE_FIELDS})
+        return [(self.name, own)]
+
+    def only(self, name: str) -> TradingConfig:
+        """This config reduced to its profile ``name`` (e.g. to backtest one of several)."""
+        chosen = dict(self.profile_configs())
+        if name not in chosen:
+            raise ConfigError(f"trading has no profile {name!r}; it has {sorted(chosen)}")
+        profile = chosen[name]
+        return replace(self, name=name, profiles=None,
+                       **{k: getattr(profile, k) for k in _PROFILE_FIELDS})  # fmt: skip
+
     @property
     def cost_bps(self) -> float:
         """All-in cost of one unit of traded notional, in basis points."""
         return self.fee_bps + self.half_spread_bps + self.slippage_bps
+
+
+_PROFILE_FIELDS = {"sizing": SizingConfig, "stops": StopsConfig, "risk": RiskConfig,
+                   "dbe": BehaviourConfig}  # fmt: skip
+
+
+def assign_profiles(num_envs: int, num_profiles: int) -> np.ndarray:
+    """Profile index of each env [N]: contiguous, near-equal sub-batches in profile order."""
+    if num_envs < num_profiles:
+        raise ConfigError(
+            f"env.num_envs={num_envs} cannot hold {num_profiles} trading profiles; "
+            "set env.num_envs >= the number of profiles"
+        )
+    return (np.arange(num_envs) * num_profiles) // num_envs

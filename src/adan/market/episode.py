@@ -15,7 +15,7 @@ _FLOAT = (
     "costs",
     "elapsed_before",
 )
-_INT = ("length", "hold_bars", "win_bars", "trades")
+_INT = ("length", "hold_bars", "win_bars", "trades", "stop_exits", "risk_clips")
 
 
 class EpisodeStats:
@@ -24,7 +24,9 @@ class EpisodeStats:
     Sharpe uses per-bar net simple returns (mean / sample std, annualised by
     ``sqrt(bars_per_year)``); win rate is the fraction of bars with positive net PnL among
     bars that held a position (0 if none did); costs are cash paid over initial equity;
-    trades counts (bar, asset) fills with a non-zero quantity.
+    trades counts (bar, asset) fills with a non-zero quantity, stop exits included;
+    ``stop_exits`` the fills made by stops and targets; ``risk_clips`` the steps on which a
+    risk limit changed the agent's orders.
     """
 
     def __init__(self, num_envs: int, initial_cash: float, bars_per_year: float) -> None:
@@ -50,8 +52,10 @@ class EpisodeStats:
         cost: np.ndarray,
         holding: np.ndarray,
         trades: np.ndarray,
+        stop_exits: np.ndarray | int = 0,
+        risk_clipped: np.ndarray | bool = False,
     ) -> None:
-        """Add one step of every env."""
+        """Add one step of every env (``risk_clipped``: a risk rule changed its orders)."""
         self.length += 1
         self.reward += reward
         self.ret_sum += net_return
@@ -62,6 +66,8 @@ class EpisodeStats:
         self.hold_bars += holding
         self.win_bars += holding & (net_return > 0)
         self.trades += trades
+        self.stop_exits += stop_exits
+        self.risk_clips += risk_clipped
 
     def summary(self, done: np.ndarray, equity: np.ndarray) -> dict[str, dict | np.ndarray]:
         """Vector-env info entries for the envs where ``done``: gymnasium's ``episode``
@@ -86,6 +92,8 @@ class EpisodeStats:
             "turnover": self.turnover,
             "costs": self.costs / self.initial_cash,
             "trades": self.trades,
+            "stop_exits": self.stop_exits,
+            "risk_clips": self.risk_clips,
             "final_equity": equity,
         }
         trading = {k: np.where(done, v, 0).astype(v.dtype) for k, v in trading.items()}

@@ -1,54 +1,278 @@
-"""Execution costs: what a fill of a given notional pays in fees, spread and slippage."""
+"""Execution: how an order decided at bar t's close fills during bar t+1, and what it costs.
+
+Per fill and asset the venue charges, in cash:
+
+- ``fee``: the taker fee (``trading.fee_bps``) for market orders, the maker fee
+  (``execution.maker_fee_bps``) for limit orders;
+- ``spread``: half the bid/ask spread for market orders, fixed (``trading.half_spread_bps``) or
+  estimated from the bar ranges known at the decision (Abdi & Ranaldo, 2017), never below the
+  fixed value; limit orders rest in the book and pay none;
+- ``slippage``: a fixed ``trading.slippage_bps`` for market orders;
+- ``impact``: the square-root law, ``impact_coef * sigma * sqrt(|order| / volume)`` of the
+  notional, with ``sigma`` the per-bar volatility and ``volume`` the mean bar volume over the
+  last ``impact_window`` bars up to the decision.
+
+A participation cap fills at most ``participation`` x the fill bar's volume; the rest keeps
+working on the next bars (`WorkingOrders`) until filled or ``ttl`` bars have passed.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from adan.market.config import TradingConfig
+from adan.errors import check
+
+ORDER_TYPES = ("market", "limit")
+SPREAD_MODELS = ("fixed", "estimated")
+_TINY = 1e-12
 
 
-@dataclass(frozen=True)
-class ExecutionCosts:
-    """Cash paid per env for one batch of fills, by cause (same shape as the notional)."""
+@dataclass
+class ExecutionConfig:
+    """How orders reach the market (``trading.execution``); the defaults are the foundation's
+    instant, unlimited market-on-open fills."""
 
-    fee: np.ndarray
-    spread: np.ndarray
-    slippage: np.ndarray
-    total: np.ndarray
+    order_type: str = "market"  # market: taker at the next open | limit: maker at the decision close
+    maker_fee_bps: float = 2.0
+    spread: str = "fixed"  # fixed: trading.half_spread_bps | estimated: from bar ranges
+    spread_window: int = 48  # bars averaged by the spread estimator
+    impact_coef: float = 0.0  # square-root-law coefficient; 0 = no market impact
+    impact_window: int = 24  # bars of volatility and volume behind the impact estimate
+    participation: float | None = None  # max fraction of a bar's volume filled; None = unlimited
+    ttl: int = 3  # bars an unfilled remainder keeps working
+    rebalance_band: float = 0.0  # a working order is replaced only when the target moves more
 
-
-@dataclass(frozen=True)
-class CostModel:
-    """Linear cost model: each cost is a fixed fraction of absolute traded notional.
-
-    Recorded separately so a backtest can say where the money went; linear in notional, so
-    costs summed over assets equal the cost of the summed notional.
-    """
-
-    fee_rate: float
-    spread_rate: float
-    slippage_rate: float
-
-    @classmethod
-    def from_config(cls, trading: TradingConfig) -> CostModel:
-        return cls(
-            fee_rate=trading.fee_bps * 1e-4,
-            spread_rate=trading.half_spread_bps * 1e-4,
-            slippage_rate=trading.slippage_bps * 1e-4,
+    def __post_init__(self) -> None:
+        k = "trading.execution."
+        check(self.order_type in ORDER_TYPES, k + "order_type", f"must be one of {ORDER_TYPES}",
+              self.order_type)  # fmt: skip
+        check(self.spread in SPREAD_MODELS, k + "spread", f"must be one of {SPREAD_MODELS}",
+              self.spread)  # fmt: skip
+        for name in ("maker_fee_bps", "impact_coef", "rebalance_band"):
+            value = getattr(self, name)
+            check(math.isfinite(value) and value >= 0, k + name, "must be >= 0", value)
+        for name in ("spread_window", "impact_window", "ttl"):
+            check(getattr(self, name) >= 1, k + name, "must be >= 1 bar", getattr(self, name))
+        check(
+            self.participation is None or 0 < self.participation <= 1,
+            k + "participation",
+            "must be in (0, 1] or null",
+            self.participation,
         )
 
     @property
-    def total_rate(self) -> float:
-        return self.fee_rate + self.spread_rate + self.slippage_rate
+    def partial_fills(self) -> bool:
+        """Whether an order may fill in part (and leave a working remainder)."""
+        return self.participation is not None or self.order_type == "limit"
 
-    def costs(self, traded_notional: np.ndarray) -> ExecutionCosts:
-        """Costs of fills with absolute notional ``traded_notional`` ([N] or [N, A])."""
-        notional = np.abs(traded_notional)
-        return ExecutionCosts(
-            fee=notional * self.fee_rate,
-            spread=notional * self.spread_rate,
-            slippage=notional * self.slippage_rate,
-            total=notional * self.total_rate,
-        )
+
+def estimated_half_spread(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int
+) -> np.ndarray:
+    """Abdi-Ranaldo half spread [T, A] (fraction of price) known at each bar's close.
+
+    ``s^2 = 4 (c_{t-1} - eta_{t-1}) (c_{t-1} - eta_t)`` with ``c`` the log close and ``eta``
+    the mid-range log price; averaged over the last ``window`` pairs ending at bar t (negative
+    averages count as zero). Bar 0 and the first bars average what exists.
+    """
+    log_c = np.log(close)
+    eta = 0.5 * (np.log(high) + np.log(low))
+    s2 = np.zeros_like(log_c)
+    s2[1:] = 4.0 * (log_c[:-1] - eta[:-1]) * (log_c[:-1] - eta[1:])
+    mean = _trailing_mean(s2, window, skip_first=True)
+    return 0.5 * np.sqrt(np.maximum(mean, 0.0))
+
+
+def _trailing_mean(x: np.ndarray, window: int, skip_first: bool = False) -> np.ndarray:
+    """Mean of the last ``window`` rows up to and including each row ([T, ...])."""
+    csum = np.cumsum(x, axis=0)
+    out = np.empty_like(csum)
+    n = np.minimum(np.arange(1, len(x) + 1), window).astype(np.float64)
+    out[:window] = csum[:window]
+    out[window:] = csum[window:] - csum[:-window]
+    if skip_first:  # row 0 holds no estimate; do not count it
+        n = n - (np.arange(len(x)) < window)
+        n[0] = 1.0
+    return out / n.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def bar_volatility(close: np.ndarray, window: int) -> np.ndarray:
+    """Standard deviation of log returns over the last ``window`` bars up to each bar [T, A]."""
+    r = np.zeros_like(close)
+    r[1:] = np.diff(np.log(close), axis=0)
+    mean = _trailing_mean(r, window)
+    second = _trailing_mean(r * r, window)
+    return np.sqrt(np.maximum(second - mean * mean, 0.0))
+
+
+@dataclass(frozen=True)
+class Fills:
+    """What one step's orders did, per env and asset ([N, A]): signed units, price, and the
+    cash each cost took. ``total`` [N] is all costs of the env."""
+
+    units: np.ndarray
+    price: np.ndarray
+    fee: np.ndarray
+    spread: np.ndarray
+    slippage: np.ndarray
+    impact: np.ndarray
+    total: np.ndarray
+
+    @property
+    def notional(self) -> np.ndarray:
+        """Absolute traded notional [N] per env."""
+        return np.einsum("na,na->n", np.abs(self.units), self.price)
+
+
+class ExecutionModel:
+    """Fills and costs over the whole batch; the bar arrays it needs are precomputed once."""
+
+    def __init__(
+        self,
+        config: ExecutionConfig,
+        fee_bps: float,
+        half_spread_bps: float,
+        slippage_bps: float,
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        volume: np.ndarray,
+    ) -> None:
+        self.config = config
+        limit = config.order_type == "limit"
+        self.limit = limit
+        self.fee_rate = (config.maker_fee_bps if limit else fee_bps) * 1e-4
+        self.slippage_rate = 0.0 if limit else slippage_bps * 1e-4
+        fixed = half_spread_bps * 1e-4
+        self.spread_rate: float | np.ndarray = 0.0 if limit else fixed
+        if config.spread == "estimated" and not limit:
+            estimate = estimated_half_spread(high, low, close, config.spread_window)
+            self.spread_rate = np.maximum(estimate, fixed)  # [T, A], read at the decision bar
+        self._open, self._high, self._low, self._close = open_, high, low, close
+        self._volume = np.maximum(np.asarray(volume, dtype=np.float64), 0.0)
+        self._impact = None
+        if config.impact_coef > 0:
+            sigma = bar_volatility(close, config.impact_window)
+            mean_volume = _trailing_mean(self._volume, config.impact_window)
+            # cost fraction per sqrt(unit): coef * sigma / sqrt(volume)
+            self._impact = config.impact_coef * sigma / np.sqrt(np.maximum(mean_volume, _TINY))
+
+    def fill(self, order: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(filled units, fill price) [N, A] of signed ``order`` units decided at bars ``t``.
+
+        Market orders fill at bar t+1's open; limit orders rest at bar t's close and fill only
+        if bar t+1 trades through it (at the open when it opens better). The participation cap
+        limits either to a fraction of bar t+1's volume.
+        """
+        t1 = t + 1
+        price = self._open[t1]
+        filled = order
+        if self.limit:
+            limit = self._close[t]
+            buy = order > 0
+            reached = np.where(buy, self._low[t1] <= limit, self._high[t1] >= limit)
+            price = np.where(buy, np.minimum(price, limit), np.maximum(price, limit))
+            filled = np.where(reached, order, 0.0)
+        cap = self.config.participation
+        if cap is not None:
+            most = cap * self._volume[t1]
+            filled = np.clip(filled, -most, most)
+        return filled, price
+
+    def costs(self, units: np.ndarray, price: np.ndarray, t: np.ndarray) -> Fills:
+        """Costs of fills of ``units`` at ``price`` ([N, A]) for orders decided at bars ``t``."""
+        size = np.abs(units)
+        notional = size * price
+        spread_rate = self.spread_rate
+        if isinstance(spread_rate, np.ndarray):
+            spread_rate = spread_rate[t]
+        fee = notional * self.fee_rate
+        spread = notional * spread_rate
+        slippage = notional * self.slippage_rate
+        if self._impact is not None:
+            impact = notional * self._impact[t] * np.sqrt(size)
+        else:
+            impact = np.zeros_like(notional)
+        total = (fee + spread + slippage + impact).sum(axis=1)
+        return Fills(units, price, fee, spread, slippage, impact, total)
+
+
+class WorkingOrders:
+    """Orders still working per env and asset: a target position in units, its age in bars.
+
+    Each step the sized targets become new orders where no order works, where the target
+    weight moved more than ``rebalance_band`` from the working order's, or where ``force``
+    (a risk rule acted). Otherwise the working order keeps its target and is retried. An
+    order not filled after ``ttl`` bars is cancelled (counted in ``expired``) and is not sent
+    again until the target moves. With full fills no order outlives its bar, so this is the
+    foundation's rebalance-every-bar behaviour.
+    """
+
+    IDLE, WORKING, EXPIRED = 0, 1, 2
+
+    def __init__(self, num_envs: int, num_assets: int, ttl: int, band: float) -> None:
+        self.ttl, self.band = int(ttl), float(band)
+        shape = (num_envs, num_assets)
+        self.target = np.zeros(shape)
+        self.weight = np.zeros(shape)
+        self.age = np.zeros(shape, dtype=np.int64)
+        self.state = np.zeros(shape, dtype=np.int8)
+        self.expired = np.zeros(num_envs, dtype=np.int64)  # orders cancelled, per env
+        self.partial = np.zeros(num_envs, dtype=np.int64)  # fills that left a remainder
+
+    def submit(
+        self,
+        weights: np.ndarray,
+        desired_units: np.ndarray,
+        units: np.ndarray,
+        force: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Order [N, A] (signed units) to send this bar."""
+        new = (self.state == self.IDLE) | (np.abs(weights - self.weight) > self.band)
+        if force is not None:
+            new |= force[:, None]
+        self.target = np.where(new, desired_units, self.target)
+        self.weight = np.where(new, weights, self.weight)
+        self.age[new] = 0
+        self.state[new] = self.WORKING
+        return np.where(self.state == self.WORKING, self.target - units, 0.0)
+
+    def after_fill(self, order: np.ndarray, filled: np.ndarray) -> None:
+        """Book one bar's fills: finished orders go idle, old unfilled ones expire."""
+        working = self.state == self.WORKING
+        rest = np.abs(order - filled) > _TINY * np.maximum(np.abs(order), 1.0)
+        self.partial += np.count_nonzero(working & rest & (filled != 0), axis=1)
+        self.age += working
+        done = working & ~rest
+        expire = working & rest & (self.age >= self.ttl)
+        self.state[done] = self.IDLE
+        self.state[expire] = self.EXPIRED
+        self.expired += np.count_nonzero(expire, axis=1)
+
+    def cancel_assets(self, mask: np.ndarray) -> None:
+        """Stop working the orders of (env, asset) ``mask`` [N, A] (a stop closed the position):
+        they count as expired, so the same target is not sent again."""
+        self.state[mask & (self.state == self.WORKING)] = self.EXPIRED
+
+    def cancel(self, mask: np.ndarray) -> None:
+        """Drop the orders of envs ``mask`` [N] (new episodes)."""
+        self.state[mask] = self.IDLE
+        self.target[mask] = 0.0
+        self.weight[mask] = 0.0
+        self.age[mask] = 0
+        self.expired[mask] = 0
+        self.partial[mask] = 0
+
+    _STATE = ("target", "weight", "age", "state", "expired", "partial")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name).copy() for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for name in self._STATE:
+            current = getattr(self, name)
+            setattr(self, name, np.asarray(state[name], dtype=current.dtype).copy())

@@ -12,16 +12,33 @@ from numpy.lib.stride_tricks import as_strided
 from adan.data.bars import MarketData
 from adan.market.config import TradingConfig
 from adan.market.episode import EpisodeStats
-from adan.market.execution import CostModel
+from adan.market.desk import TradingDesk
 from adan.market.portfolio import Portfolio
 from adan.market.rng import BatchRNG, SeedLike
-from adan.market.sizing import target_weights
 from adan.rewards.base import RewardFunction, StepOutcome
 from adan.rewards.simple import SimpleReward
 
 Obs = dict[str, np.ndarray]
 PORTFOLIO_EXTRA = 2  # portfolio vector = A weights + cash fraction + drawdown
-STEP_INFO_KEYS = ("fee", "spread", "slippage", "turnover", "equity", "drawdown")
+STEP_INFO_KEYS = (
+    "fee",
+    "spread",
+    "slippage",
+    "impact",
+    "cost",
+    "turnover",
+    "equity",
+    "drawdown",
+    "regime",
+    "stop_exits",
+    "risk_clipped",
+)
+NUM_REGIMES = 4
+
+
+def _per_env(per_asset: np.ndarray) -> np.ndarray:
+    """Sum over assets: [N, A] -> [N]."""
+    return per_asset.sum(axis=1)
 
 
 def market_key(rule: str) -> str:
@@ -110,11 +127,14 @@ class MarketSimulator:
         self.num_assets, self.num_features = data.num_assets, data.num_features
         self.trading = trading if trading is not None else TradingConfig()
         self.reward_fn = reward if reward is not None else SimpleReward()
-        self.cost_model = CostModel.from_config(self.trading)
         self.bars_per_year = float(bars_per_year)
 
         self._open = self._prices(data.open, "open")
         self._close = self._prices(data.close, "close")
+        self.desk = TradingDesk(data, int(num_envs), self.trading, self.bars_per_year)
+        self.profile_names = self.desk.profile_names
+        self.profile = self.desk.profile  # [N] profile index of each env
+        self.observe_regime = bool(self.trading.regime.observe)
         # Zero-copy [T-W+1, W, A, F] view: row j is the window ending at bar j + W - 1.
         self._windows = _window_view(data.features, window)
         self._first_start = window - 1
@@ -131,6 +151,9 @@ class MarketSimulator:
             **{key: w.shape[1:] for key, w, _ in self._higher},
             "portfolio": (a + PORTFOLIO_EXTRA,),
         }
+        if self.observe_regime:
+            self.observation_shapes["regime"] = (NUM_REGIMES,)
+            self._regime_onehot = np.eye(NUM_REGIMES, dtype=np.float32)
         self._last_start = num_bars - episode_length - 2
         init = self.trading.initial_cash
         self._ruin_level = max(self.trading.ruin_threshold * init, 1e-9 * init)
@@ -199,6 +222,7 @@ class MarketSimulator:
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[idx] = True
         self.reward_fn.reset_envs(mask)
+        self.desk.reset_envs(mask, self.t, self.portfolio.equity)
 
     # ------------------------------------------------------------------------------ step
     def step(
@@ -213,45 +237,57 @@ class MarketSimulator:
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs, self.num_assets):
             actions = actions.reshape(self.num_envs, self.num_assets)
-        pf = self.portfolio
-        weights = target_weights(actions, self.trading)
-        t1 = self.t + 1
-        fill_price = self._open[t1]
+        pf, desk = self.portfolio, self.desk
+        t, t1 = self.t, self.t + 1
         mark_price = self._close[t1]
-
         prev_equity = pf.equity
         prev_drawdown = pf.drawdown
-        equity_open = np.maximum(pf.value(fill_price), self._ruin_level)
-        target_units = weights * (equity_open[:, None] / fill_price)
-        delta = target_units - pf.units
-        traded = np.einsum("na,na->n", np.abs(delta), fill_price)
-        costs = self.cost_model.costs(traded)
-        pf.rebalance(target_units, fill_price, costs.total)
+
+        weights = desk.decide(actions, t, pf)  # sized, behaviour-scaled, risk-limited targets
+        fills = desk.execute(weights, t, pf, self._ruin_level)  # during bar t+1, with costs
+        exits = desk.protect(t, pf)  # stops and targets hit during bar t+1
         equity = pf.mark(mark_price)
 
+        fee, spread, slippage, impact = fills.fee, fills.spread, fills.slippage, fills.impact
+        cost = fills.total
+        traded = fills.notional
+        stop_exits = np.zeros(self.num_envs, dtype=np.int64)
+        if exits is not None:
+            fee, spread = fee + exits.fee, spread + exits.spread
+            slippage, impact = slippage + exits.slippage, impact + exits.impact
+            cost = cost + exits.total
+            traded = traded + exits.notional
+            stop_exits = np.count_nonzero(exits.units, axis=1)
         safe_equity = np.maximum(equity, self._ruin_level)
         net_log_return = np.log(safe_equity / prev_equity)
-        turnover = traded / equity_open
+        turnover = traded / desk.equity_open
+        exposure = np.einsum("na,na->n", np.abs(pf.units), mark_price) / safe_equity
+        regime = desk.regimes[t1]
         outcome = StepOutcome(
             net_log_return=net_log_return,
-            gross_log_return=np.log((safe_equity + costs.total) / prev_equity),
+            gross_log_return=np.log((safe_equity + cost) / prev_equity),
             net_return=equity / prev_equity - 1.0,
-            cost_fraction=costs.total / prev_equity,
+            cost_fraction=cost / prev_equity,
             turnover=turnover,
-            exposure=np.abs(weights).sum(axis=1),
+            exposure=exposure,
             drawdown=pf.drawdown,
             prev_drawdown=prev_drawdown,
+            regime=regime,
         )
         reward, components = self.reward_fn(outcome)
+        held = np.einsum("na->n", np.abs(pf.units)) > 0
+        desk.after_bar(t1, pf.drawdown, outcome.net_return, held)
         pf.turnover += turnover
         self.stats.update(
             reward,
             outcome.net_return,
             pf.drawdown,
             turnover,
-            costs.total,
-            outcome.exposure > 0,
-            np.count_nonzero(delta, axis=1),
+            cost,
+            held,
+            np.count_nonzero(fills.units, axis=1) + stop_exits,
+            stop_exits,
+            desk.clipped,
         )
         self.step_count += 1
         self.t = t1
@@ -260,7 +296,21 @@ class MarketSimulator:
         truncated = self.step_count >= self.episode_length
         truncated &= ~terminated
         info = self._step_info(
-            costs.fee, costs.spread, costs.slippage, turnover, equity, components
+            {
+                "fee": _per_env(fee),
+                "spread": _per_env(spread),
+                "slippage": _per_env(slippage),
+                "impact": _per_env(impact),
+                "cost": cost,
+                "turnover": turnover,
+                "equity": equity.copy(),
+                "drawdown": pf.drawdown.copy(),
+                "regime": regime.astype(np.int64),
+                "stop_exits": stop_exits,
+                "risk_clipped": desk.clipped.copy(),
+            },
+            components,
+            fills,
         )
 
         resetting = reset_mask is not None and reset_mask.any()
@@ -270,6 +320,7 @@ class MarketSimulator:
         done = terminated | truncated
         if done.any():
             info.update(self.stats.summary(done, equity))
+            info["trading"]["profile"] = np.where(done, self.profile, 0)
         if resetting:
             self._reset_rows(np.flatnonzero(reset_mask))
             reward[reset_mask] = 0.0
@@ -278,38 +329,44 @@ class MarketSimulator:
         self._last_obs = obs
         return obs, reward, terminated, truncated, info
 
-    def _step_info(self, fee, spread, slippage, turnover, equity, components) -> dict:
+    def _step_info(self, values: dict, components: dict, fills) -> dict:
         every = self._all_true
         comps: dict[str, np.ndarray] = {}
         for name, value in components.items():
             comps[name] = value
             comps["_" + name] = every
-        return {
-            "fee": fee,
-            "spread": spread,
-            "slippage": slippage,
-            "turnover": turnover,
-            "equity": equity.copy(),
-            "drawdown": self.portfolio.drawdown.copy(),
-            "reward_components": comps,
-            "_fee": every,
-            "_spread": every,
-            "_slippage": every,
-            "_turnover": every,
-            "_equity": every,
-            "_drawdown": every,
-            "_reward_components": every,
+        info: dict = {}
+        for key in STEP_INFO_KEYS:
+            info[key] = values[key]
+            info["_" + key] = every
+        info["reward_components"], info["_reward_components"] = comps, every
+        info["fills"] = {  # per env and asset: this bar's orders (stop exits not included)
+            "units": fills.units,
+            "price": fills.price,
+            "fee": fills.fee,
+            "spread": fills.spread,
+            "slippage": fills.slippage,
+            "impact": fills.impact,
         }
+        info["_fills"] = every
+        if self.desk.dbe is not None:
+            info["dbe"] = {k: v.copy() for k, v in self.desk.dbe.params.items()}
+            info["_dbe"] = every
+        return info
 
     def _clear_step_info(self, info: dict, mask: np.ndarray) -> None:
         """Rows of envs that were reset this step describe a fresh account."""
-        for key in ("fee", "spread", "slippage", "turnover", "drawdown"):
+        for key in ("fee", "spread", "slippage", "impact", "cost", "turnover", "drawdown"):
             info[key][mask] = 0.0
+        info["stop_exits"][mask] = 0
+        info["risk_clipped"][mask] = False
         info["equity"][mask] = self.trading.initial_cash
         comps = info["reward_components"]
         for name in comps:
             if not name.startswith("_"):
                 comps[name] = np.where(mask, 0.0, comps[name])
+        for key in info["fills"]:
+            info["fills"][key] = np.where(mask[:, None], 0.0, info["fills"][key])
 
     # ------------------------------------------------------------------------ observation
     def _observe(self, rows: np.ndarray | slice, prices: np.ndarray) -> Obs:
@@ -326,6 +383,8 @@ class MarketSimulator:
         np.divide(pf.cash[rows], equity, out=portfolio[:, a])
         portfolio[:, a + 1] = pf.drawdown[rows]
         obs["portfolio"] = portfolio
+        if self.observe_regime:
+            obs["regime"] = self._regime_onehot[self.desk.regimes[t]]
         return obs
 
     def observe(self) -> Obs:
@@ -343,6 +402,7 @@ class MarketSimulator:
             "stats": self.stats.state_dict(),
             "rng": self.rng.state_dict(),
             "reward": self.reward_fn.state_dict(),
+            "desk": self.desk.state_dict(),
         }
 
     def set_state(self, state: dict) -> None:
@@ -358,4 +418,5 @@ class MarketSimulator:
         self.stats.load_state_dict(state["stats"])
         self.rng.load_state_dict(state["rng"])
         self.reward_fn.load_state_dict(state["reward"])
+        self.desk.load_state_dict(state["desk"])
         self._last_obs = self.observe()

@@ -1,41 +1,211 @@
-"""Position sizing: turn the agent's actions into target weights that respect the risk limits."""
+"""Position sizing: turn the agent's actions into target weights (signed fractions of equity).
+
+The action says which way and how strongly (in [-1, 1] per asset); ``trading.sizing`` says how
+much equity that is worth:
+
+- ``fixed``: ``fraction`` x the action (x ``max_leverage``): the foundation's sizing;
+- ``vol_target``: scaled so each position's annualised volatility is ``target_vol`` at full
+  action (realised volatility over ``vol_window`` bars up to the decision);
+- ``risk_per_trade``: scaled so that hitting the stop loses ``risk_per_trade`` of equity
+  (weight = risk / stop distance as a fraction of price; needs ``trading.stops``);
+- ``kelly``: ``kelly_scale`` x the Kelly fraction ``p - (1 - p) / b`` of the account's own
+  recent bars (win rate p, mean win / mean loss b, EMA rate ``kelly_rate``), capped at
+  ``kelly_cap``; ``fraction`` until ``kelly_min_bars`` bars with a position have been seen.
+
+Whatever the mode, gross exposure ``sum |w|`` is then scaled down to ``max_leverage``.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-from adan.market.config import TradingConfig
+from adan.errors import check
+from adan.market.execution import bar_volatility
+
+SIZING_MODES = ("fixed", "vol_target", "risk_per_trade", "kelly")
 
 
-def num_discrete_actions(trading: TradingConfig) -> int:
+@dataclass
+class SizingConfig:
+    """How much equity an action is worth (``trading.sizing``)."""
+
+    mode: str = "fixed"
+    fraction: float = 1.0  # fixed: weight per unit of action; kelly: before its warm-up
+    target_vol: float = 0.5  # vol_target: annualised volatility of a full-action position
+    vol_window: int = 48
+    risk_per_trade: float = 0.01  # risk_per_trade: equity lost if the stop is hit
+    kelly_scale: float = 0.5  # half Kelly
+    kelly_cap: float = 0.5
+    kelly_rate: float = 0.02
+    kelly_min_bars: int = 50
+
+    def __post_init__(self) -> None:
+        k = "trading.sizing."
+        check(self.mode in SIZING_MODES, k + "mode", f"must be one of {SIZING_MODES}", self.mode)
+        for name in ("fraction", "target_vol", "risk_per_trade", "kelly_scale", "kelly_cap"):
+            value = getattr(self, name)
+            check(math.isfinite(value) and value > 0, k + name, "must be > 0", value)
+        check(0 < self.kelly_rate <= 1, k + "kelly_rate", "must be in (0, 1]", self.kelly_rate)
+        check(self.vol_window >= 2, k + "vol_window", "must be >= 2 bars", self.vol_window)
+        check(self.kelly_min_bars >= 0, k + "kelly_min_bars", "must be >= 0", self.kelly_min_bars)
+
+
+def num_discrete_actions(allow_short: bool) -> int:
     """Choices per asset in discrete mode: {short, flat, long}, or {flat, long} long-only."""
-    return 3 if trading.allow_short else 2
+    return 3 if allow_short else 2
 
 
-def target_weights(actions: np.ndarray, trading: TradingConfig) -> np.ndarray:
-    """Target position value per asset as a signed fraction of equity, [N, A] float64.
+def action_weights(actions: np.ndarray, action_mode: str, allow_short: bool) -> np.ndarray:
+    """Signed conviction per asset in [-1, 1] ([0, 1] long-only), float64 [N, A].
 
-    Continuous actions in [-1, 1] are clipped (to [0, 1] when shorting is not allowed) and
-    scaled by ``max_leverage``. Discrete actions pick -1/0/+1 (short/flat/long; long-only:
-    0 = flat, 1 = long) times ``max_leverage``. Finally, when gross exposure sum(|w|) exceeds
-    ``max_leverage`` all weights are scaled down together, so going long every asset of a
-    discrete action means an equal-weight book.
+    Continuous actions are clipped; discrete ones pick -1/0/+1 (short/flat/long; long-only:
+    0 = flat, 1 = long). NaN or infinite actions raise.
     """
-    if trading.action_mode == "discrete":
-        choices = num_discrete_actions(trading)
+    if not np.isfinite(actions).all():
+        raise ValueError("actions contain NaN or infinite values")
+    if action_mode == "discrete":
+        choices = num_discrete_actions(allow_short)
         weights = np.clip(actions, 0, choices - 1).astype(np.float64)
         if choices == 3:
             weights -= 1.0
     else:
-        low = -1.0 if trading.allow_short else 0.0
+        low = -1.0 if allow_short else 0.0
         weights = np.clip(actions, low, 1.0).astype(np.float64)
+    return weights
+
+
+def cap_gross(weights: np.ndarray, max_gross: float | np.ndarray) -> np.ndarray:
+    """Scale each row down (in place) so ``sum |w| <= max_gross``; returns ``weights``."""
+    gross = np.abs(weights).sum(axis=1)
+    over = gross > max_gross
+    if over.any():
+        weights *= np.where(over, max_gross / np.maximum(gross, 1e-300), 1.0)[:, None]
+    return weights
+
+
+def target_weights(actions: np.ndarray, trading) -> np.ndarray:
+    """Fixed-fraction targets of one trading config: conviction x ``max_leverage``, gross
+    capped at ``max_leverage`` (going long every asset of a discrete action is an equal-weight
+    book)."""
+    weights = action_weights(actions, trading.action_mode, trading.allow_short)
     lev = trading.max_leverage
     if lev != 1.0:
         weights *= lev
-    gross = np.abs(weights).sum(axis=1)
-    if not np.isfinite(gross.sum()):
-        raise ValueError("actions contain NaN or infinite values")
-    over = gross > lev
-    if over.any():
-        weights *= np.where(over, lev / np.maximum(gross, lev), 1.0)[:, None]
-    return weights
+    return cap_gross(weights, lev)
+
+
+class PositionSizer:
+    """Per-env sizing over a batch that may mix profiles (``configs[profile[i]]`` for env i)."""
+
+    def __init__(
+        self,
+        configs: Sequence[SizingConfig],
+        profile: np.ndarray,
+        action_mode: str,
+        allow_short: bool,
+        max_leverage: float,
+        close: np.ndarray,
+        bars_per_year: float,
+    ) -> None:
+        self.action_mode, self.allow_short = action_mode, allow_short
+        self.max_leverage = float(max_leverage)
+        modes = np.array([SIZING_MODES.index(c.mode) for c in configs])[profile]
+        self.modes = {m: modes == i for i, m in enumerate(SIZING_MODES) if (modes == i).any()}
+        self.fixed_only = set(self.modes) == {"fixed"}
+
+        def per_env(name: str) -> np.ndarray:
+            return np.array([getattr(c, name) for c in configs], dtype=np.float64)[profile]
+
+        self.fraction = per_env("fraction")
+        self.risk = per_env("risk_per_trade")
+        self.kelly_scale, self.kelly_cap = per_env("kelly_scale"), per_env("kelly_cap")
+        self.kelly_rate, self.kelly_min = per_env("kelly_rate"), per_env("kelly_min_bars")
+        self._annual_vol = None
+        if "vol_target" in self.modes:
+            windows = {c.vol_window for c in configs if c.mode == "vol_target"}
+            if len(windows) > 1:
+                raise ValueError(f"profiles with vol_target sizing must share vol_window: {windows}")
+            vol = bar_volatility(close, windows.pop()) * math.sqrt(bars_per_year)
+            self._annual_vol = np.maximum(vol, 1e-6)  # [T, A]
+            self.target_vol = per_env("target_vol")
+        n = len(profile)
+        self.win_rate = np.full(n, 0.5)  # EMA of P(bar with a position made money)
+        self.mean_win = np.zeros(n)  # EMA of the gain of winning bars
+        self.mean_loss = np.zeros(n)  # EMA of the loss of losing bars
+        self.held_bars = np.zeros(n)
+
+    @property
+    def needs_stop_distance(self) -> bool:
+        return "risk_per_trade" in self.modes
+
+    def weights(
+        self,
+        actions: np.ndarray,
+        t: np.ndarray,
+        stop_distance: np.ndarray | None = None,
+        risk_per_trade: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Target weights [N, A] for actions decided at bars ``t``.
+
+        ``stop_distance`` [N, A]: the stop's distance as a fraction of price (risk_per_trade
+        mode); ``risk_per_trade`` [N]: a capital tier's value, replacing the profile's.
+        """
+        conviction = action_weights(actions, self.action_mode, self.allow_short)
+        if self.fixed_only:
+            scale = self.fraction[:, None]
+        else:
+            scale = np.broadcast_to(self.fraction[:, None], conviction.shape).copy()
+            if "vol_target" in self.modes:
+                m = self.modes["vol_target"]
+                scale[m] = self.target_vol[m, None] / self._annual_vol[t[m]]
+            if "risk_per_trade" in self.modes:
+                m = self.modes["risk_per_trade"]
+                risk = self.risk
+                if risk_per_trade is not None:  # envs of untiered profiles: NaN, their own
+                    risk = np.where(np.isnan(risk_per_trade), self.risk, risk_per_trade)
+                scale[m] = risk[m, None] / np.maximum(stop_distance[m], 1e-6)
+            if "kelly" in self.modes:
+                m = self.modes["kelly"]
+                scale[m] = self.kelly_fraction()[m, None]
+        weights = conviction * scale
+        if self.max_leverage != 1.0:
+            weights *= self.max_leverage
+        return cap_gross(weights, self.max_leverage)
+
+    def kelly_fraction(self) -> np.ndarray:
+        """Capped, scaled Kelly fraction [N] from the account's recent bars (``fraction``
+        until warm)."""
+        payoff = self.mean_win / np.maximum(self.mean_loss, 1e-12)
+        kelly = self.win_rate - (1.0 - self.win_rate) / np.maximum(payoff, 1e-12)
+        kelly = np.clip(self.kelly_scale * kelly, 0.0, self.kelly_cap)
+        return np.where(self.held_bars >= self.kelly_min, kelly, self.fraction)
+
+    def update(self, net_return: np.ndarray, holding: np.ndarray) -> None:
+        """Learn from one bar of every env (only bars that held a position count)."""
+        if "kelly" not in self.modes:
+            return
+        rate = self.kelly_rate * holding
+        win = net_return > 0
+        self.win_rate += rate * (win - self.win_rate)
+        self.mean_win += rate * win * (net_return - self.mean_win)
+        self.mean_loss += rate * (~win) * (-net_return - self.mean_loss)
+        self.held_bars += holding
+
+    def reset_envs(self, mask: np.ndarray) -> None:
+        self.win_rate[mask] = 0.5
+        self.mean_win[mask] = 0.0
+        self.mean_loss[mask] = 0.0
+        self.held_bars[mask] = 0.0
+
+    _STATE = ("win_rate", "mean_win", "mean_loss", "held_bars")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name).copy() for name in self._STATE}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for name in self._STATE:
+            setattr(self, name, np.asarray(state[name], dtype=np.float64).copy())

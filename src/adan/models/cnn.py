@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -103,8 +104,10 @@ class CustomCNN(nn.Module):
         # The last bar's activations are kept as well: pooling alone blurs "what happens now".
         per_branch = channels[-1] * (3 if pooling == "avgmax" else 2)
         pooled = per_branch * (1 + len(self.timeframe_keys))
-        self.has_portfolio = "portfolio" in observation_space.spaces
-        p_dim = observation_space["portfolio"].shape[0] if self.has_portfolio else 0
+        # Vector state (portfolio, and the regime one-hot when observed) shares one MLP.
+        self.state_keys = sorted(k for k in observation_space.spaces if not k.startswith("market"))
+        self.has_portfolio = bool(self.state_keys)
+        p_dim = sum(int(np.prod(observation_space[k].shape)) for k in self.state_keys)
         self.portfolio_net = (
             nn.Sequential(nn.Linear(p_dim, portfolio_hidden), act()) if self.has_portfolio else None
         )
@@ -142,5 +145,6 @@ class CustomCNN(nn.Module):
         for key in self.timeframe_keys:
             parts += self._branch(obs[key], self.timeframe_blocks[_module_key(key)])
         if self.portfolio_net is not None:
-            parts.append(self.portfolio_net(obs["portfolio"].float()))
+            state = torch.cat([obs[k].float().flatten(1) for k in self.state_keys], dim=1)
+            parts.append(self.portfolio_net(state))
         return self.fuse(torch.cat(parts, dim=1))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 
+from adan.data.synthetic import REGIME_NAMES
+from adan.errors import check
 from adan.rewards.base import RewardFunction, StepOutcome
 
 COMPONENTS = ("return", "sharpe", "sortino", "drawdown", "turnover")
@@ -28,6 +33,17 @@ class AdaptiveReward(RewardFunction):
 
     The ratio terms are 0 while their risk estimate is below ``eps`` (the start of an
     episode, when the EMAs are still empty) and clipped to ``[-clip, clip]``.
+
+    **Regime weights** (optional): ``regime_weights`` maps a regime name (``REGIME_NAMES``) to
+    ``{component: multiplier}`` (missing regimes and components: 1.0), e.g. a bigger drawdown
+    penalty in volatile markets. When a step's ``outcome.regime`` is given, each env's
+    multiplier vector ``multipliers`` [N, C] (C in ``COMPONENTS`` order) moves toward its
+    current regime's multipliers by an EMA of rate ``regime_smoothing``, so a regime switch
+    changes the reward gradually, and the reward becomes ``scale * sum(w_k * m_k * c_k)``.
+    ``reset_envs`` sets the multipliers to 1.0 and marks the env fresh: its first step with a
+    regime starts at that regime's multipliers (no carry-over from another episode's market).
+    Without ``regime_weights``, or in a step with ``outcome.regime`` None, the reward is the
+    unmultiplied one above, bit for bit. Components stay the unweighted terms.
     """
 
     def __init__(
@@ -41,11 +57,21 @@ class AdaptiveReward(RewardFunction):
         scale: float = 1.0,
         eps: float = 1e-12,
         clip: float = 10.0,
+        regime_weights: Mapping[str, Mapping[str, float]] | None = None,
+        regime_smoothing: float = 0.05,
     ) -> None:
         if not 0 < eta <= 1:
             raise ValueError(f"reward.eta must be in (0, 1], got {eta}")
         if clip <= 0:
             raise ValueError(f"reward.clip must be > 0, got {clip}")
+        check(
+            0 < regime_smoothing <= 1,
+            "reward.regime_smoothing",
+            "must be in (0, 1]",
+            regime_smoothing,
+        )
+        self.regime_smoothing = float(regime_smoothing)
+        self.regime_weights = regime_table(regime_weights)  # [R, C], or None
         self.weights = {
             "return": float(w_return),
             "sharpe": float(w_sharpe),
@@ -66,11 +92,15 @@ class AdaptiveReward(RewardFunction):
         self.mean = np.zeros(num_envs)  # EMA of R
         self.second = np.zeros(num_envs)  # EMA of R^2
         self.downside = np.zeros(num_envs)  # EMA of min(R, 0)^2
+        self.multipliers = np.ones((num_envs, len(COMPONENTS)))  # regime multipliers [N, C]
+        self.fresh = np.ones(num_envs, dtype=bool)  # next regime step starts at its table
 
     def reset_envs(self, mask: np.ndarray) -> None:
         self.mean[mask] = 0.0
         self.second[mask] = 0.0
         self.downside[mask] = 0.0
+        self.multipliers[mask] = 1.0
+        self.fresh[mask] = True
 
     def __call__(self, outcome: StepOutcome) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         r = outcome.net_log_return
@@ -108,21 +138,87 @@ class AdaptiveReward(RewardFunction):
             "turnover": turnover,
         }
         total = np.zeros_like(r)
-        for name, weight in self.weights.items():
-            if weight:
-                total += weight * components[name]
+        if self.regime_weights is None or outcome.regime is None:
+            for name, weight in self.weights.items():
+                if weight:
+                    total += weight * components[name]
+        else:
+            m = self._update_multipliers(outcome.regime)
+            for k, name in enumerate(COMPONENTS):
+                weight = self.weights[name]
+                if weight:
+                    total += weight * (m[:, k] * components[name])
         reward = np.multiply(total, self.scale, dtype=np.float32, casting="same_kind")
         return reward, components
+
+    def _update_multipliers(self, regime: np.ndarray) -> np.ndarray:
+        """Move each env's multipliers toward its regime's (fresh envs: straight to them)."""
+        regime = np.asarray(regime)
+        if regime.shape != self.mean.shape or not np.issubdtype(regime.dtype, np.integer):
+            raise ValueError(
+                f"StepOutcome.regime must be int [{self.num_envs}], "
+                f"got {regime.dtype} {regime.shape}"
+            )
+        bad = (regime < 0) | (regime >= len(REGIME_NAMES))
+        if bad.any():
+            envs = np.flatnonzero(bad)[:10]
+            raise ValueError(
+                f"StepOutcome.regime out of range [0, {len(REGIME_NAMES)}) at envs "
+                f"{envs.tolist()} (codes {regime[envs].tolist()})"
+            )
+        goal = self.regime_weights[regime]
+        m = self.multipliers
+        moved = m + self.regime_smoothing * (goal - m)
+        self.multipliers = np.where(self.fresh[:, None], goal, moved)
+        self.fresh = np.zeros_like(self.fresh)
+        return self.multipliers
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {
             "mean": self.mean.copy(),
             "second": self.second.copy(),
             "downside": self.downside.copy(),
+            "multipliers": self.multipliers.copy(),
+            "fresh": self.fresh.copy(),
         }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.mean = np.asarray(state["mean"], dtype=np.float64).copy()
         self.second = np.asarray(state["second"], dtype=np.float64).copy()
         self.downside = np.asarray(state["downside"], dtype=np.float64).copy()
-        self.num_envs = len(self.mean)
+        self.num_envs = n = len(self.mean)
+        # Checkpoints from before regime weights hold no multipliers: neutral and fresh.
+        self.multipliers = np.asarray(
+            state.get("multipliers", np.ones((n, len(COMPONENTS)))), dtype=np.float64
+        ).copy()
+        self.fresh = np.asarray(state.get("fresh", np.ones(n, dtype=bool)), dtype=bool).copy()
+
+
+def regime_table(
+    regime_weights: Mapping[str, Mapping[str, float]] | None,
+) -> np.ndarray | None:
+    """``{regime: {component: multiplier}}`` as an [R, C] array (missing: 1.0), validated
+    with the full key (``reward.regime_weights.<regime>.<component>``); None or an empty
+    mapping (every multiplier 1.0) gives None: no regime weighting."""
+    if regime_weights is None or (isinstance(regime_weights, Mapping) and not regime_weights):
+        return None
+    key = "reward.regime_weights"
+    check(
+        isinstance(regime_weights, Mapping),
+        key,
+        "must map regime names to mappings",
+        regime_weights,
+    )
+    table = np.ones((len(REGIME_NAMES), len(COMPONENTS)))
+    for regime, weights in regime_weights.items():
+        check(regime in REGIME_NAMES, key, f"keys must be among {list(REGIME_NAMES)}", regime)
+        rkey = f"{key}.{regime}"
+        check(isinstance(weights, Mapping), rkey, "must map component names to numbers", weights)
+        for name, value in weights.items():
+            check(name in COMPONENTS, rkey, f"keys must be among {list(COMPONENTS)}", name)
+            ckey = f"{rkey}.{name}"
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            check(number and math.isfinite(value), ckey, "must be a finite number", value)
+            check(value >= 0, ckey, "must be >= 0", value)
+            table[REGIME_NAMES.index(regime), COMPONENTS.index(name)] = float(value)
+    return table

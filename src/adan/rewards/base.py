@@ -10,7 +10,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """Result of one step for N envs, every field float64 [N], net of costs unless stated.
+    """Result of one step for N envs, every field float64 [N] (``regime``: int, optional),
+    net of costs unless stated.
 
     Returns are per bar, from the previous close-marked equity to this close-marked equity.
     Arrays belong to the caller's step; copy them to keep them.
@@ -24,6 +25,8 @@ class StepOutcome:
     exposure: np.ndarray  # gross position value / equity after the fill (at the fill price)
     drawdown: np.ndarray  # 1 - equity_t / peak equity of the episode
     prev_drawdown: np.ndarray
+    # [N] int market regime at this bar's close (adan.data.synthetic.REGIME_NAMES codes)
+    regime: np.ndarray | None = None
 
 
 class RewardFunction(ABC):

@@ -1,0 +1,227 @@
+"""The trading desk: from the agent's actions to fills, for every env of the batch at once.
+
+One step of the desk, for actions decided at bar t's close:
+
+1. **size** (`PositionSizer`): actions become target weights (fraction of equity);
+2. **behave** (`DynamicBehaviourEngine`): the regime and the account's recent record scale the
+   size, stop and target distances and cap the exposure;
+3. **limit** (`RiskManager`): kill switch, daily loss, hedge, capital tier, position, net,
+   concentration and gross limits clip the targets; each clip is counted;
+4. **execute** (`WorkingOrders`, `ExecutionModel`): orders fill during bar t+1 (at its open,
+   or at a resting limit), capped by participation, and pay fee, spread, slippage and impact;
+5. **protect** (`StopBook`): stops and targets are checked against bar t+1's range; exits fill
+   at the level, or at the open when the bar gapped through it, and pay the same costs.
+
+Each stage is chosen per profile in ``trading`` and skipped when no profile uses it, so the
+default desk is the foundation's: fixed-fraction targets, filled in full at the next open.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from adan.data.bars import MarketData
+from adan.market.behaviour import DynamicBehaviourEngine
+from adan.market.config import TradingConfig, assign_profiles
+from adan.market.execution import ExecutionModel, Fills, WorkingOrders
+from adan.market.portfolio import Portfolio
+from adan.market.regimes import MarketRegimeDetector
+from adan.market.risk import RiskManager
+from adan.market.sizing import PositionSizer
+from adan.market.stops import StopBook, average_true_range
+
+log = logging.getLogger(__name__)
+
+
+def _risk_on(risk) -> bool:
+    limits = ("max_position", "max_gross", "max_net", "max_concentration", "daily_loss")
+    return (
+        any(getattr(risk, k) is not None for k in limits)
+        or risk.max_drawdown is not None
+        or bool(risk.tiers)
+        or risk.hedge.asset is not None
+    )
+
+
+class TradingDesk:
+    """Sizing, behaviour, risk, execution and stops of ``num_envs`` accounts."""
+
+    def __init__(
+        self, data: MarketData, num_envs: int, trading: TradingConfig, bars_per_year: float
+    ) -> None:
+        profiles = trading.profile_configs()
+        self.profile_names = tuple(name for name, _ in profiles)
+        self.profile = assign_profiles(num_envs, len(profiles))
+        cfgs = [p for _, p in profiles]
+        self.num_envs, self.num_assets = num_envs, data.num_assets
+        high = np.asarray(data.high, dtype=np.float64)
+        low = np.asarray(data.low, dtype=np.float64)
+        close = np.asarray(data.close, dtype=np.float64)
+        open_ = np.asarray(data.open, dtype=np.float64)
+        self._open, self._high, self._low, self._close = open_, high, low, close
+
+        self.regimes = MarketRegimeDetector(trading.regime).fit(high, low, close).detect(
+            high, low, close
+        )  # [T] causal market regime
+        self.sizer = PositionSizer(
+            [c.sizing for c in cfgs],
+            self.profile,
+            trading.action_mode,
+            trading.allow_short,
+            trading.max_leverage,
+            close,
+            bars_per_year,
+        )
+        self.dbe = None
+        if any(c.dbe.enabled for c in cfgs):
+            self.dbe = DynamicBehaviourEngine([c.dbe for c in cfgs], self.profile, bars_per_year)
+        self.risk = None
+        if any(_risk_on(c.risk) for c in cfgs):
+            day = data.timestamps.astype("datetime64[D]").astype(np.int64)
+            self.risk = RiskManager(
+                [c.risk for c in cfgs], self.profile, data.assets, close, day
+            )
+        self.stops = StopBook([c.stops for c in cfgs], self.profile, data.num_assets, high, low, close)
+        if not self.stops.active:
+            self.stops = None
+        self._stop_distance = None
+        if self.sizer.needs_stop_distance:
+            self._stop_distance = self._stop_distance_table(cfgs, high, low, close)
+        ex = trading.execution
+        self.execution = ExecutionModel(
+            ex,
+            trading.fee_bps,
+            trading.half_spread_bps,
+            trading.slippage_bps,
+            open_,
+            high,
+            low,
+            close,
+            data.volume,
+        )
+        self.orders = None
+        if ex.partial_fills:
+            self.orders = WorkingOrders(num_envs, data.num_assets, ex.ttl, ex.rebalance_band)
+        self.clipped = np.zeros(num_envs, dtype=bool)  # a risk rule acted this step
+        self.equity_open = np.ones(num_envs)  # equity at the last fill bar's open
+
+    def _stop_distance_table(self, cfgs, high, low, close) -> tuple[np.ndarray, np.ndarray]:
+        """(stop distance per env as a fraction of price [N] for pct stops, ATR/close [T, A]
+        multiplier per env [N] for ATR stops), for risk-per-trade sizing."""
+        pct = np.array([c.stops.stop_loss if c.stops.mode == "pct" else 0.0 for c in cfgs])
+        atr_k = np.array([c.stops.stop_loss if c.stops.mode == "atr" else 0.0 for c in cfgs])
+        windows = {c.stops.atr_window for c in cfgs if c.stops.mode == "atr"}
+        atr_frac = None
+        if windows:
+            atr_frac = average_true_range(high, low, close, max(windows)) / close
+        return pct[self.profile], atr_k[self.profile], atr_frac
+
+    def stop_distance(self, t: np.ndarray) -> np.ndarray:
+        """Distance of a stop set at bar t, as a fraction of price [N, A]."""
+        pct, atr_k, atr_frac = self._stop_distance
+        dist = np.broadcast_to(pct[:, None], (len(t), self.num_assets)).copy()
+        if atr_frac is not None:
+            dist += atr_k[:, None] * atr_frac[t]
+        if self.dbe is not None:
+            dist *= self.dbe.params["stop"][:, None]
+        return dist
+
+    # ------------------------------------------------------------------------ one decision
+    def decide(self, actions: np.ndarray, t: np.ndarray, pf: Portfolio) -> np.ndarray:
+        """Target weights [N, A] for actions decided at bars ``t`` (stages 1-3)."""
+        tier_risk = None
+        if self.risk is not None:
+            tier_risk = self.risk.risk_per_trade(pf.equity)
+        distance = self.stop_distance(t) if self._stop_distance is not None else None
+        weights = self.sizer.weights(actions, t, distance, tier_risk)
+        cap = None
+        if self.dbe is not None:
+            weights *= self.dbe.params["size"][:, None]
+            cap = self.dbe.params["exposure"]
+        if self.risk is not None:
+            weights = self.risk.apply(weights, t, pf.equity, pf.drawdown, cap)
+            self.clipped = np.logical_or.reduce(list(self.risk.breached.values()))
+        elif cap is not None:
+            gross = np.abs(weights).sum(axis=1)
+            weights *= np.minimum(1.0, cap / np.maximum(gross, 1e-300))[:, None]
+        return weights
+
+    def execute(
+        self, weights: np.ndarray, t: np.ndarray, pf: Portfolio, floor: float
+    ) -> Fills:
+        """Send the orders for ``weights`` and book their fills during bar t+1 (stage 4)."""
+        open1 = self._open[t + 1]
+        equity_open = np.maximum(pf.value(open1), floor)
+        self.equity_open = equity_open
+        desired = weights * (equity_open[:, None] / open1)
+        if self.orders is None:
+            order = desired - pf.units
+            filled, price = order, open1
+        else:
+            force = self.clipped if self.risk is not None else None
+            order = self.orders.submit(weights, desired, pf.units, force)
+            filled, price = self.execution.fill(order, t)
+            self.orders.after_fill(order, filled)
+        fills = self.execution.costs(filled, price, t)
+        before = pf.units
+        pf.rebalance(before + filled, price, fills.total)
+        if self.stops is not None:
+            mult = self.dbe.params if self.dbe is not None else {}
+            self.stops.on_fill(before, pf.units, price, t, mult.get("stop"), mult.get("target"))
+        return fills
+
+    def protect(self, t: np.ndarray, pf: Portfolio) -> Fills | None:
+        """Stops and targets hit during bar t+1 (stage 5); None when no profile uses them."""
+        if self.stops is None:
+            return None
+        t1 = t + 1
+        exit_, price, _ = self.stops.check(pf.units, self._open[t1], self._high[t1], self._low[t1])
+        if not exit_.any():
+            return None
+        units = np.where(exit_, -pf.units, 0.0)
+        price = np.where(exit_, price, self._open[t1])
+        fills = self.execution.costs(units, price, t)
+        pf.rebalance(pf.units + units, price, fills.total)
+        self.stops.clear(exit_)
+        if self.orders is not None:  # a stopped position is not re-bought by a working order
+            self.orders.cancel_assets(exit_)
+        return fills
+
+    def after_bar(
+        self, t1: np.ndarray, drawdown: np.ndarray, net_return: np.ndarray, holding: np.ndarray
+    ) -> None:
+        """Let the stateful stages learn from the bar that just closed."""
+        self.sizer.update(net_return, holding)
+        if self.dbe is not None:
+            self.dbe.update(self.regimes[t1], drawdown, net_return, holding)
+
+    # ---------------------------------------------------------------------- episodes, state
+    def reset_envs(self, mask: np.ndarray, t: np.ndarray, equity: np.ndarray) -> None:
+        """Fresh accounts for envs ``mask`` starting at bars ``t`` [N]."""
+        self.sizer.reset_envs(mask)
+        if self.dbe is not None:
+            self.dbe.reset_envs(mask, self.regimes[t])
+        if self.risk is not None:
+            self.risk.reset_envs(mask, equity, t)
+        if self.stops is not None:
+            self.stops.reset_envs(mask)
+        if self.orders is not None:
+            self.orders.cancel(mask)
+        self.clipped[mask] = False
+
+    def _parts(self) -> dict:
+        parts = {"sizer": self.sizer, "dbe": self.dbe, "risk": self.risk, "stops": self.stops,
+                 "orders": self.orders}  # fmt: skip
+        return {k: v for k, v in parts.items() if v is not None}
+
+    def state_dict(self) -> dict:
+        state = {k: v.state_dict() for k, v in self._parts().items()}
+        state["clipped"] = self.clipped.copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, part in self._parts().items():
+            part.load_state_dict(state[key])
+        self.clipped = np.asarray(state["clipped"], dtype=bool).copy()

@@ -1,0 +1,259 @@
+"""Stop-loss and take-profit levels of open positions, checked inside each bar's range.
+
+Levels are set when a position is opened (or flipped) at a fill price, and the bar's high /
+low then decide whether one was hit during the bar. Gaps are honest: a bar that opens
+beyond a level fills at the open, not at the level. Batched over [N, A], no Python loops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from adan.errors import check
+
+MODES = ("none", "pct", "atr")
+NONE, PCT, ATR = 0, 1, 2
+EXIT_NONE, EXIT_STOP, EXIT_TARGET = 0, 1, 2
+_KEY = "trading.stops"
+
+
+@dataclass
+class StopsConfig:
+    """Schema for ``trading.stops``.
+
+    ``mode``: none (no levels) | pct (distances are fractions of the entry price) | atr
+    (distances are multiples of the ATR at the decision bar, Wilder over ``atr_window``).
+    ``stop_loss`` / ``take_profit``: distance of the stop / target, None = no such level.
+    """
+
+    mode: str = "none"
+    stop_loss: float | None = 0.05
+    take_profit: float | None = None
+    atr_window: int = 14
+
+    def __post_init__(self) -> None:
+        check(self.mode in MODES, f"{_KEY}.mode", f"must be one of {MODES}", self.mode)
+        for name in ("stop_loss", "take_profit"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            key = f"{_KEY}.{name}"
+            ok = not isinstance(value, bool) and isinstance(value, int | float)
+            check(ok, key, "must be a number or null", value)
+            check(math.isfinite(value) and value > 0, key, "must be finite and > 0", value)
+            setattr(self, name, float(value))
+        if self.mode == "pct" and self.stop_loss is not None:
+            check(
+                self.stop_loss < 1, f"{_KEY}.stop_loss", "must be < 1 in pct mode", self.stop_loss
+            )
+        if self.mode != "none":
+            check(
+                self.stop_loss is not None or self.take_profit is not None,
+                f"{_KEY}.stop_loss",
+                f"or take_profit must be set when mode is {self.mode!r}",
+                self.stop_loss,
+            )
+        ok = not isinstance(self.atr_window, bool) and isinstance(self.atr_window, int)
+        check(
+            ok and self.atr_window >= 1,
+            f"{_KEY}.atr_window",
+            "must be an integer >= 1",
+            self.atr_window,
+        )
+
+
+def average_true_range(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int
+) -> np.ndarray:
+    """Causal Wilder ATR [T, A] (ATR[t] uses bars <= t).
+
+    True range TR[t] = max(high - low, |high - close[t-1]|, |low - close[t-1]|) (TR[0] =
+    high - low). ATR[window-1] is the mean of the first ``window`` TRs, then ATR[t] =
+    (ATR[t-1] (window - 1) + TR[t]) / window. Warm-up (t < window - 1): the mean of the TRs
+    so far, so every bar has a defined, causal value.
+    """
+    high, low, close = (np.asarray(x, dtype=np.float64) for x in (high, low, close))
+    if high.ndim == 1:
+        high, low, close = high[:, None], low[:, None], close[:, None]
+    prev = np.concatenate([close[:1], close[:-1]])
+    tr = np.maximum(high - low, np.maximum(np.abs(high - prev), np.abs(low - prev)))
+    tr[0] = high[0] - low[0]
+    count = np.arange(1, len(tr) + 1, dtype=np.float64)[:, None]
+    atr = np.cumsum(tr, axis=0) / count  # warm-up: expanding mean
+    if len(tr) >= window:
+        seeded = tr[window - 1 :].copy()
+        seeded[0] = atr[window - 1]
+        ewm = pd.DataFrame(seeded).ewm(alpha=1.0 / window, adjust=False).mean()
+        atr[window - 1 :] = ewm.to_numpy()
+    return atr
+
+
+class StopBook:
+    """Stop / target levels [N, A] of N envs' open positions, one ``StopsConfig`` per profile.
+
+    ``stop`` and ``target`` hold price levels, NaN = none. ``counts`` {"stop", "target",
+    "gap"} [N] int64 count the exits ``check`` reported per env (one per asset exited;
+    "gap" counts those filled at the open); cumulative, not reset by new episodes.
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[StopsConfig],
+        profile: np.ndarray,
+        num_assets: int,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+    ) -> None:
+        configs = list(configs)
+        profile = np.asarray(profile, dtype=np.int64).reshape(-1)
+        if not configs:
+            raise ValueError("StopBook needs at least one StopsConfig")
+        if profile.size and (profile.min() < 0 or profile.max() >= len(configs)):
+            raise ValueError(f"profile indices must be in [0, {len(configs)}), got {profile}")
+        n, a = profile.size, int(num_assets)
+        self.num_envs, self.num_assets = n, a
+        self.mode = np.array([MODES.index(c.mode) for c in configs], dtype=np.int8)[profile]
+        self.active = bool(any(c.mode != "none" for c in configs))
+
+        def per_env(name: str) -> np.ndarray:
+            values = [getattr(c, name) if c.mode != "none" else None for c in configs]
+            return np.array([np.nan if v is None else v for v in values])[profile]
+
+        self.stop_loss = per_env("stop_loss")
+        self.take_profit = per_env("take_profit")
+
+        # One ATR table per distinct window of the atr profiles; env -> slot (-1 = none).
+        windows = sorted({c.atr_window for c in configs if c.mode == "atr"})
+        slot = [windows.index(c.atr_window) if c.mode == "atr" else -1 for c in configs]
+        self._atr_slot = np.array(slot, dtype=np.int64)[profile]
+        if windows:
+            high = np.asarray(high, dtype=np.float64)
+            if high.ndim != 2 or high.shape[1] != a:
+                raise ValueError(f"high has shape {high.shape}, expected [T, {a}]")
+            self._atr = np.stack([average_true_range(high, low, close, w) for w in windows])
+        else:
+            self._atr = np.zeros((0, 1, a))
+
+        self.stop = np.full((n, a), np.nan)
+        self.target = np.full((n, a), np.nan)
+        self.counts = {name: np.zeros(n, dtype=np.int64) for name in ("stop", "target", "gap")}
+
+    # ------------------------------------------------------------------------- levels
+    def on_fill(
+        self,
+        units_before: np.ndarray,
+        units_after: np.ndarray,
+        fill_price: np.ndarray,
+        t: np.ndarray,
+        stop_mult: np.ndarray | None = None,
+        target_mult: np.ndarray | None = None,
+    ) -> None:
+        """Update levels after the open fills of bar t+1 (decided at bar ``t`` [N]).
+
+        Opened or flipped positions get new levels at distance stop_loss x fill price (pct)
+        or stop_loss x ATR[t] (atr), times ``stop_mult`` [N]; the target likewise with
+        take_profit and ``target_mult``. Long: stop below, target above; short: the reverse.
+        Positions added to or reduced keep their levels; closed positions lose them.
+        """
+        if not self.active:
+            return
+        before = np.asarray(units_before, dtype=np.float64)
+        after = np.asarray(units_after, dtype=np.float64)
+        price = np.asarray(fill_price, dtype=np.float64)
+        side = np.sign(after)
+        opened = (after != 0) & (side != np.sign(before))
+        closed = after == 0
+        self.stop[closed] = np.nan
+        self.target[closed] = np.nan
+        if not opened.any():
+            return
+
+        unit = np.where((self.mode == PCT)[:, None], price, np.nan)  # distance per multiple
+        atr_envs = np.flatnonzero(self._atr_slot >= 0)
+        if atr_envs.size:
+            t = np.broadcast_to(np.asarray(t, dtype=np.int64), (self.num_envs,))
+            unit[atr_envs] = self._atr[self._atr_slot[atr_envs], t[atr_envs]]
+        ones = np.ones(self.num_envs)
+        s_mult = ones if stop_mult is None else np.asarray(stop_mult, dtype=np.float64)
+        t_mult = ones if target_mult is None else np.asarray(target_mult, dtype=np.float64)
+        stop_dist = unit * (self.stop_loss * s_mult)[:, None]
+        target_dist = unit * (self.take_profit * t_mult)[:, None]
+        np.copyto(self.stop, price - side * stop_dist, where=opened)
+        np.copyto(self.target, price + side * target_dist, where=opened)
+
+    def check(
+        self, units: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exits during the bar just traded, given its [N, A] open / high / low.
+
+        Returns (exit [N, A] bool, exit_price [N, A] (NaN where no exit), kind [N, A] int8:
+        0 none, 1 stop, 2 target). A level the open is already through fills at the open
+        (a gap); a level inside the bar's range fills at the level. When both levels lie
+        within the range the stop is assumed hit first (conservative), unless the open gapped
+        through the target. Does not clear levels (see ``clear``); updates ``counts``.
+        """
+        units = np.asarray(units, dtype=np.float64)
+        open_, high, low = (np.asarray(x, dtype=np.float64) for x in (open_, high, low))
+        long, short = units > 0, units < 0
+        stop, target = self.stop, self.target
+        # Gaps: the open is already through a level (at most one can be: stop < target).
+        stop_gap = (long & (open_ <= stop)) | (short & (open_ >= stop))
+        target_gap = (long & (open_ >= target)) | (short & (open_ <= target))
+        # Touches within the bar's range.
+        stop_hit = (long & (low <= stop)) | (short & (high >= stop))
+        target_hit = (long & (high >= target)) | (short & (low <= target))
+
+        is_target = target_gap | (target_hit & ~stop_hit)
+        is_stop = (stop_hit | stop_gap) & ~is_target
+        gap = (stop_gap & is_stop) | (target_gap & is_target)
+        kind = np.where(is_stop, EXIT_STOP, np.where(is_target, EXIT_TARGET, EXIT_NONE))
+        kind = kind.astype(np.int8)
+        exit_ = kind != EXIT_NONE
+        level = np.where(is_stop, stop, target)
+        exit_price = np.where(gap, open_, np.where(exit_, level, np.nan))
+
+        self.counts["stop"] += is_stop.sum(axis=1)
+        self.counts["target"] += is_target.sum(axis=1)
+        self.counts["gap"] += gap.sum(axis=1)
+        return exit_, exit_price, kind
+
+    def clear(self, mask_na: np.ndarray) -> None:
+        """Drop the levels of positions ``mask_na`` [N, A] (closed by an exit)."""
+        self.stop[mask_na] = np.nan
+        self.target[mask_na] = np.nan
+
+    def summary(self) -> dict[str, float]:
+        """For logging: total exits of each kind over all envs (cumulative)."""
+        return {f"stops/{name}": float(c.sum()) for name, c in self.counts.items()}
+
+    # ------------------------------------------------------------------------- state
+    def reset_envs(self, mask: np.ndarray) -> None:
+        """New episodes for envs ``mask`` [N] bool: no positions, so no levels."""
+        mask = np.asarray(mask, dtype=bool)
+        self.stop[mask] = np.nan
+        self.target[mask] = np.nan
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {"stop": self.stop.copy(), "target": self.target.copy()}
+        state.update({f"count_{k}": v.copy() for k, v in self.counts.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        def get(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+            value = np.array(state[name], dtype=dtype, copy=True)
+            if value.shape != shape:
+                raise ValueError(f"stops.{name} has shape {value.shape}, expected {shape}")
+            return value
+
+        na = (self.num_envs, self.num_assets)
+        self.stop = get("stop", na, np.float64)
+        self.target = get("target", na, np.float64)
+        self.counts = {
+            k: get(f"count_{k}", (self.num_envs,), np.int64) for k in ("stop", "target", "gap")
+        }

@@ -19,6 +19,7 @@ from adan.market import TradingConfig
 from adan.market.simulator import MarketSimulator
 from adan.models import ActorCritic, CustomCNN, MLPExtractor
 from adan.rewards import SimpleReward
+from tests.market.profiles import trading_profile
 
 FEATURES = list(DEFAULT_FEATURES)
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2, "embargo": 10}
@@ -42,8 +43,15 @@ def rewrite_after(bars, t_raw, seed=0):
     return replace(bars, open=o, high=h, low=lo, close=c, volume=v)
 
 
-@pytest.mark.parametrize("timeframes", [None, TIMEFRAMES], ids=["base", "timeframes"])
-def test_future_bars_do_not_move_observation_or_decision(timeframes):
+@pytest.mark.parametrize(
+    ("timeframes", "profile"),
+    [(None, None), (TIMEFRAMES, None), (None, "moderate")],
+    ids=["base", "timeframes", "realistic-desk"],
+)
+def test_future_bars_do_not_move_observation_or_decision(timeframes, profile):
+    """``realistic-desk``: trading=moderate (estimated spread, impact, participation cap,
+    vol-target sizing, ATR stops, risk limits with tiers, behaviour engine, regime in the
+    observation): none of it may read a bar after t either."""
     bars = SyntheticMarket(n_assets=2, n_bars=3000, seed=3).generate()
     base = MarketPipeline(bars, FEATURES, SPLIT, timeframes=timeframes).build()["val"]
     window = 16
@@ -55,7 +63,7 @@ def test_future_bars_do_not_move_observation_or_decision(timeframes):
     assert not np.allclose(other.close[cut + 1 :], base.close[cut + 1 :])
 
     torch.manual_seed(0)
-    trading = TradingConfig()
+    trading = TradingConfig() if profile is None else trading_profile(profile)
     actions = np.sin(np.arange(cut))[:, None] * np.array([1.0, -0.5])  # trades every bar
     obs_at_cut = []
     for data in (base, other):
@@ -75,6 +83,7 @@ def test_future_bars_do_not_move_observation_or_decision(timeframes):
         assert env.simulator.t[0] == cut
         obs_at_cut.append(obs)
     keys = {"market", "portfolio"} | {f"market_{tf['rule']}" for tf in timeframes or ()}
+    keys |= {"regime"} if profile else set()
     assert set(obs_at_cut[0]) == keys
     for key in keys:
         np.testing.assert_array_equal(obs_at_cut[0][key], obs_at_cut[1][key], err_msg=key)

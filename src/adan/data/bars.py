@@ -117,6 +117,8 @@ class MarketData:
     regimes: np.ndarray | None = None  # [T] int8 true regime (synthetic only)
     meta: dict = field(default_factory=dict)  # e.g. normalisation statistics, split name
     timeframes: dict[str, TimeframeData] = field(default_factory=dict)
+    # [T] int8 regime detected causally over the whole history (adan.market.regimes)
+    detected_regimes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t, a, f = len(self.timestamps), len(self.assets), len(self.feature_names)
@@ -163,6 +165,7 @@ class MarketData:
             close=self.close[s],
             volume=self.volume[s],
             regimes=None if self.regimes is None else self.regimes[s],
+            detected_regimes=None if self.detected_regimes is None else self.detected_regimes[s],
             meta=meta,
             timeframes={rule: tf.take(s) for rule, tf in self.timeframes.items()},
         )

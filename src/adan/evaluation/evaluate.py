@@ -28,6 +28,7 @@ from adan.evaluation.checkpoint import (
 from adan.evaluation.ensemble import COMBINE, ModelEnsemble, weights_from_scores
 from adan.evaluation.metrics import bar_returns
 from adan.evaluation.records import BacktestRecord, EvaluationResult
+from adan.market.regimes import attach_regimes
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -152,6 +153,21 @@ def select_period(data: MarketData, period: Any, window: int) -> MarketData:
 
 
 COST_KEYS = ("fee_bps", "half_spread_bps", "slippage_bps", "initial_cash")
+
+
+def _one_profile(trading: Any, name: str | None) -> Any:
+    """A backtest runs one account: the profile ``name`` of a multi-profile agent (default:
+    its first)."""
+    names = [n for n, _ in trading.profile_configs()]
+    if len(names) == 1:
+        if name not in (None, names[0]):
+            raise ValueError(f"profile={name!r}: the agent was trained with {names[0]!r} only")
+        return trading
+    chosen = names[0] if name is None else name
+    log.info("the agent was trained with profiles %s; evaluating %r (set profile=)", names, chosen)
+    return trading.only(chosen)
+
+
 MATCHING = ("env.window", "env.bars_per_year", "trading.action_mode", "trading.allow_short")
 
 
@@ -220,6 +236,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.data else {}
     market = market_from_checkpoint(first, data_overrides)
     trading = instantiate(OmegaConf.merge(train_cfg.trading, cfg.trading or {}))
+    market = attach_regimes(market, trading.regime)
+    trading = _one_profile(trading, cfg.get("profile"))
     reward = instantiate(train_cfg.reward)
     window, bpy = int(train_cfg.env.window), float(train_cfg.env.bars_per_year)
     data = select_period(market[cfg.split], cfg.period, window)

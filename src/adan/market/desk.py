@@ -62,9 +62,13 @@ class TradingDesk:
         open_ = np.asarray(data.open, dtype=np.float64)
         self._open, self._high, self._low, self._close = open_, high, low, close
 
-        self.regimes = MarketRegimeDetector(trading.regime).fit(high, low, close).detect(
-            high, low, close
-        )  # [T] causal market regime
+        # [T] causal market regime: as detected over the whole history (attach_regimes), else
+        # over these bars alone (a cold start: the first bars' volatility has no history)
+        self.regimes = data.detected_regimes
+        if self.regimes is None or len(self.regimes) != len(data):
+            detector = MarketRegimeDetector(trading.regime).fit(high, low, close)
+            self.regimes = detector.detect(high, low, close)
+        self.regimes = np.asarray(self.regimes, dtype=np.int64)
         self.sizer = PositionSizer(
             [c.sizing for c in cfgs],
             self.profile,
@@ -80,10 +84,10 @@ class TradingDesk:
         self.risk = None
         if any(_risk_on(c.risk) for c in cfgs):
             day = data.timestamps.astype("datetime64[D]").astype(np.int64)
-            self.risk = RiskManager(
-                [c.risk for c in cfgs], self.profile, data.assets, close, day
-            )
-        self.stops = StopBook([c.stops for c in cfgs], self.profile, data.num_assets, high, low, close)
+            self.risk = RiskManager([c.risk for c in cfgs], self.profile, data.assets, close, day)
+        self.stops = StopBook(
+            [c.stops for c in cfgs], self.profile, data.num_assets, high, low, close
+        )
         if not self.stops.active:
             self.stops = None
         self._stop_distance = None
@@ -148,9 +152,7 @@ class TradingDesk:
             weights *= np.minimum(1.0, cap / np.maximum(gross, 1e-300))[:, None]
         return weights
 
-    def execute(
-        self, weights: np.ndarray, t: np.ndarray, pf: Portfolio, floor: float
-    ) -> Fills:
+    def execute(self, weights: np.ndarray, t: np.ndarray, pf: Portfolio, floor: float) -> Fills:
         """Send the orders for ``weights`` and book their fills during bar t+1 (stage 4)."""
         open1 = self._open[t + 1]
         equity_open = np.maximum(pf.value(open1), floor)

@@ -35,7 +35,7 @@ class ExecutionConfig:
     """How orders reach the market (``trading.execution``); the defaults are the foundation's
     instant, unlimited market-on-open fills."""
 
-    order_type: str = "market"  # market: taker at the next open | limit: maker at the decision close
+    order_type: str = "market"  # market: taker at the next open | limit: maker at the last close
     maker_fee_bps: float = 2.0
     spread: str = "fixed"  # fixed: trading.half_spread_bps | estimated: from bar ranges
     spread_window: int = 48  # bars averaged by the spread estimator
@@ -164,8 +164,9 @@ class ExecutionModel:
     def fill(self, order: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(filled units, fill price) [N, A] of signed ``order`` units decided at bars ``t``.
 
-        Market orders fill at bar t+1's open; limit orders rest at bar t's close and fill only
-        if bar t+1 trades through it (at the open when it opens better). The participation cap
+        Market orders fill at bar t+1's open; limit orders rest at bar t's close (a working
+        order is re-priced at every close) and fill only if bar t+1 trades through it, at the
+        open when it opens better. The participation cap
         limits either to a fraction of bar t+1's volume.
         """
         t1 = t + 1

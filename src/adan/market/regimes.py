@@ -30,22 +30,30 @@ Two methods (``RegimeConfig.method``):
 
 Warm-up: the first ``warmup`` bars (not enough history for the windows) are labelled
 SIDEWAYS, the neutral regime. Labels are int8 codes of ``adan.data.synthetic.REGIME_NAMES``.
+
+Volatility is judged against the history seen so far, so labels get better with history
+(balanced accuracy ~0.5 over the first 2,000 bars of the synthetic market, ~0.8 after 5,000):
+detect once on the whole contiguous history (train + val + test) and slice, rather than on a
+short split alone. Being causal, that leaks nothing.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from adan.data.bars import MarketData
 from adan.data.synthetic import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
 from adan.errors import check
 
 METHODS = ("rules", "hmm")
 N_REGIMES = len(REGIME_NAMES)
-_TINY = 1e-300
+# Constant floors (not data-derived, which would look ahead) so flat bars never give log(0).
+_VAR_FLOOR = 1e-20  # squared log range; real bars are ~1e-6 .. 1e-2
+_RANGE_FLOOR = 1e-10  # log range
 
 
 @dataclass
@@ -148,8 +156,7 @@ def _log_returns(close: np.ndarray) -> np.ndarray:
 def _vol_ratio(high: np.ndarray, low: np.ndarray, cfg: RegimeConfig) -> np.ndarray:
     """[T, A] log realised volatility minus its long-run causal level (0: usual volatility)."""
     range2 = np.log(high / low) ** 2
-    floor = max(float(np.mean(range2)) * 1e-8, _TINY)  # a flat bar must not give log(0)
-    log_vol = 0.5 * np.log(_ewm(range2, span=cfg.vol_span) + floor)
+    log_vol = 0.5 * np.log(_ewm(range2, span=cfg.vol_span) + _VAR_FLOOR)
     return log_vol - _ewm(log_vol, span=cfg.vol_ref_span)
 
 
@@ -227,6 +234,24 @@ class MarketRegimeDetector:
             self.hmm = GaussianHMM.fit(obs, self.config.hmm_persistence, self.config.hmm_iterations)
         return self
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The fitted HMM parameters (empty for the rules or before ``fit``), for checkpoints."""
+        if self.hmm is None:
+            return {}
+        return {"hmm_means": self.hmm.means.copy(), "hmm_var": self.hmm.var.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what ``state_dict`` returned (exactly: same labels afterwards)."""
+        self.hmm = (
+            GaussianHMM(
+                np.array(state["hmm_means"], dtype=np.float64),
+                np.array(state["hmm_var"], dtype=np.float64),
+                self.config.hmm_persistence,
+            )
+            if "hmm_means" in state
+            else None
+        )
+
     def detect(self, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
         """[T] int8 market-wide regime per bar; label t depends on bars <= t only."""
         high, low, close = _as_prices(high, low, close)
@@ -263,8 +288,7 @@ class MarketRegimeDetector:
         rms = np.sqrt(_ewm(r**2, span=span))
         scaled = np.divide(r, rms, out=np.zeros_like(r), where=rms > 0)
         log_range = np.log(high / low)
-        floor = max(float(np.mean(log_range)) * 1e-4, _TINY)
-        log_range = np.log(log_range + floor)
+        log_range = np.log(log_range + _RANGE_FLOOR)
         rel_range = log_range - _ewm(log_range, span=span)
         return np.stack([scaled.mean(axis=1), rel_range.mean(axis=1)], axis=1)
 
@@ -402,3 +426,29 @@ __all__ = [
     "balanced_accuracy",
     "confusion_matrix",
 ]
+
+
+def attach_regimes(splits: dict[str, MarketData], config: RegimeConfig) -> dict[str, MarketData]:
+    """Each split with ``detected_regimes`` from one causal pass over all splits in time order.
+
+    The detector judges volatility against the history seen so far, so a split labelled on
+    its own would start cold; labels are causal, so running over the concatenated history
+    and slicing gives every bar the label it would have had live. The HMM is fitted on the
+    ``train`` split only.
+    """
+    if not splits:
+        return splits
+    ordered = sorted(splits.items(), key=lambda kv: kv[1].timestamps[0])
+    high = np.concatenate([d.high for _, d in ordered])
+    low = np.concatenate([d.low for _, d in ordered])
+    close = np.concatenate([d.close for _, d in ordered])
+    detector = MarketRegimeDetector(config)
+    fit_on = splits.get("train", ordered[0][1])
+    detector.fit(fit_on.high, fit_on.low, fit_on.close)
+    labels = detector.detect(high, low, close)
+    out, start = {}, 0
+    for name, data in ordered:
+        stop = start + len(data)
+        out[name] = replace(data, detected_regimes=labels[start:stop])
+        start = stop
+    return {name: out[name] for name in splits}

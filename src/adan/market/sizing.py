@@ -128,7 +128,9 @@ class PositionSizer:
         if "vol_target" in self.modes:
             windows = {c.vol_window for c in configs if c.mode == "vol_target"}
             if len(windows) > 1:
-                raise ValueError(f"profiles with vol_target sizing must share vol_window: {windows}")
+                raise ValueError(
+                    f"profiles with vol_target sizing must share vol_window: {windows}"
+                )
             vol = bar_volatility(close, windows.pop()) * math.sqrt(bars_per_year)
             self._annual_vol = np.maximum(vol, 1e-6)  # [T, A]
             self.target_vol = per_env("target_vol")

@@ -1,0 +1,146 @@
+"""What trading realism costs: env-steps/s of each trading profile against the foundation's.
+
+The market is the default synthetic one (2 assets, the 9 default features, window 32, 20,000
+bars). Rows: ``default`` (every realism stage off: the foundation's behaviour on today's
+code), ``conservative``, ``moderate``, ``aggressive`` (each: realistic execution, sizing,
+stops, risk limits, the behaviour engine and the regime in the observation) and
+``multi_profile`` (all three in one batch). With ``--baseline-ref REF`` the simulator of git
+revision REF (checked out into a temporary worktree) is timed too, in its own process: the
+foundation's simulator itself. The slowdown column is against that row when present, else
+against ``default``.
+
+    python experiments/bench_realism.py                         # writes results/bench_realism.md
+    python experiments/bench_realism.py --baseline-ref 42d6460  # also time an older simulator
+    python experiments/bench_realism.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("default", "conservative", "moderate", "aggressive", "multi_profile")
+BATCHES = (64, 1024, 4096)
+RESULTS = Path(__file__).parent / "results" / "bench_realism.md"
+WINDOW = 32
+
+
+def market():
+    """The default synthetic market's training bars, through the default feature pipeline."""
+    from adan.data import MarketPipeline, SyntheticMarket
+    from adan.data.features import DEFAULT_FEATURES
+
+    bars = SyntheticMarket(n_assets=2, n_bars=20_000, seed=0).generate()
+    split = {"train": 0.98, "val": 0.01, "test": 0.01}
+    return MarketPipeline(bars, list(DEFAULT_FEATURES), split).build()["train"]
+
+
+def trading(profile: str):
+    """``trading=<profile>`` as Hydra composes it; ``foundation``: the plain constructor (the
+    one API every revision has)."""
+    from adan.market import TradingConfig
+
+    if profile == "foundation":
+        return TradingConfig()
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from adan.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=/tmp/adan-bench", f"trading={profile}"])
+    return instantiate(cfg.trading)
+
+
+def bench_cell(profile: str, num_envs: int, seconds: float) -> float:
+    """Env-steps/s of a VecTradingEnv stepped with pre-generated random actions."""
+    import numpy as np
+
+    from adan.envs import VecTradingEnv
+    from adan.rewards import SimpleReward
+
+    data = market()
+    env = VecTradingEnv(data, trading(profile), SimpleReward(), num_envs=num_envs,
+                        window=WINDOW, episode_length=256, seed=0)  # fmt: skip
+    env.reset(seed=0)
+    actions = np.random.default_rng(1).uniform(-1, 1, (64, num_envs, 2)).astype(np.float32)
+    for i in range(20):
+        env.step(actions[i % 64])
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for i in range(64):
+            env.step(actions[i])
+        steps += 64
+    return steps * num_envs / (time.perf_counter() - start)
+
+
+def run_child(profile: str, seconds: float, src: Path) -> dict[int, float]:
+    """Time every batch size of one profile in a fresh process importing ``src``."""
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")  # fmt: skip
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        f"import bench_realism as b; "
+        f"print(json.dumps({{n: b.bench_cell({profile!r}, n, {seconds}) for n in {BATCHES}}}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT)  # fmt: skip
+    return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="0.5 s cells instead of 2 s")
+    parser.add_argument("--baseline-ref", help="git revision whose simulator to time as well")
+    args = parser.parse_args()
+    seconds = 0.5 if args.quick else 2.0
+    rows: dict[str, dict[int, float]] = {}
+    if args.baseline_ref:
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = Path(tmp) / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline_ref],
+                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+            try:
+                rows[f"foundation ({args.baseline_ref})"] = run_child(
+                    "foundation", seconds, tree / "src"
+                )
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                               check=True, capture_output=True)  # fmt: skip
+    for profile in PROFILES:
+        rows[profile] = run_child(profile, seconds, ROOT / "src")
+        print(profile, {n: f"{v:,.0f}" for n, v in rows[profile].items()}, flush=True)
+    reference = next(iter(rows))
+    lines = [
+        "# What trading realism costs",
+        "",
+        "Env-steps/s of `VecTradingEnv` on the default synthetic market (2 assets, 9 features,",
+        f"window {WINDOW}, random actions, one thread), per trading profile and batch size;",
+        f"in brackets the slowdown against `{reference}`.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}. Command: `python experiments/bench_realism.py"
+        + (f" --baseline-ref {args.baseline_ref}`" if args.baseline_ref else "`"),
+        "",
+        "| trading | " + " | ".join(f"N={n}" for n in BATCHES) + " |",
+        "|---|" + "---:|" * len(BATCHES),
+    ]
+    for name, cells in rows.items():
+        parts = [f"{cells[n]:,.0f} ({rows[reference][n] / cells[n]:.2f}x)" for n in BATCHES]
+        lines.append(f"| {name} | " + " | ".join(parts) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

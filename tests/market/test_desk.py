@@ -1,0 +1,165 @@
+"""The trading desk inside the simulator: stops with gap fills, the kill switch, the behaviour
+engine and the regime reaching orders, observation and reward, profiles as sub-batches, and
+exact checkpoint/resume with every stage on."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from adan.data import SyntheticMarket
+from adan.data.bars import MarketData
+from adan.market import MarketSimulator, TradingConfig
+from adan.market.behaviour import BehaviourConfig
+from adan.market.regimes import RegimeConfig
+from adan.market.risk import RiskConfig
+from adan.market.stops import StopsConfig
+from tests.market.markets import make_market
+from tests.market.profiles import trading_profile
+
+FREE = {"fee_bps": 0.0, "half_spread_bps": 0.0, "slippage_bps": 0.0}
+
+
+def scripted(open_, close, low=None, high=None) -> MarketData:
+    data = make_market(open_, close)
+    lo = data.low if low is None else np.asarray(low, dtype=float)[:, None]
+    hi = data.high if high is None else np.asarray(high, dtype=float)[:, None]
+    return replace(data, low=lo, high=hi, volume=np.full_like(data.close, 1e9))
+
+
+def simulator(data, trading, window=4, envs=1, **kw) -> MarketSimulator:
+    length = len(data) - window - 1  # one episode over all bars, starting at bar window - 1
+    return MarketSimulator(data, envs, window=window, episode_length=length, trading=trading,
+                           seed=0, **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("open7", "low7", "exit_price"),
+    [(99.0, 94.0, 95.0), (90.0, 89.0, 90.0)],
+    ids=["touches-the-stop", "gaps-through-it"],
+)
+def test_a_stop_fills_at_its_level_or_at_the_open_of_a_gap(open7, low7, exit_price):
+    n = 20
+    open_, close = np.full(n, 100.0), np.full(n, 100.0)
+    open_[7], close[7] = open7, 96.0
+    low = np.minimum(open_, close) - 0.5
+    low[7] = low7
+    trading = TradingConfig(fee_bps=10.0, half_spread_bps=0.0, slippage_bps=0.0,
+                            stops=StopsConfig(mode="pct", stop_loss=0.05))  # fmt: skip
+    sim = simulator(scripted(open_, close, low=low, high=np.maximum(open_, close) + 0.5), trading)
+    assert sim.t[0] == 3
+    for _ in range(3):  # buys at bar 4's open (100), stop at 95; holds through bar 6
+        _, _, _, _, info = sim.step(np.array([[1.0]]))
+        assert info["stop_exits"][0] == 0
+    units = sim.portfolio.units[0, 0]
+    cash = sim.portfolio.cash[0]
+    _, _, _, _, info = sim.step(np.array([[1.0]]))  # bar 7: the stop is hit
+    assert info["stop_exits"][0] == 1 and sim.portfolio.units[0, 0] == 0.0
+    fee = units * exit_price * 10e-4
+    assert sim.portfolio.cash[0] == pytest.approx(cash + units * exit_price - fee)
+    assert info["cost"][0] == pytest.approx(fee)
+
+
+def test_kill_switch_flattens_and_keeps_the_account_flat_for_the_episode():
+    close = np.r_[np.full(6, 100.0), np.linspace(100, 80, 6), np.linspace(80, 120, 20)]
+    trading = TradingConfig(**FREE, risk=RiskConfig(max_drawdown=0.1))
+    sim = simulator(scripted(close, close), trading)
+    clipped = []
+    for _ in range(len(close) - 6):
+        _, _, _, _, info = sim.step(np.array([[1.0]]))
+        clipped.append(bool(info["risk_clipped"][0]))
+        if sim.desk.risk.killed[0]:
+            break
+    assert sim.portfolio.drawdown[0] >= 0.1
+    for _ in range(10):  # the price recovers; the agent still wants to be long
+        _, _, _, _, info = sim.step(np.array([[1.0]]))
+        assert sim.portfolio.units[0, 0] == 0.0 and info["risk_clipped"][0]
+    assert clipped[-1] and not any(clipped[:-1])  # flattened on the step the switch fired
+    assert sim.stats.risk_clips[0] == 11
+    sim.reset()
+    sim.step(np.array([[1.0]]))
+    assert sim.portfolio.units[0, 0] > 0  # a new episode trades again
+
+
+def synthetic(n_bars=1500, seed=2) -> MarketData:
+    from adan.data import MarketPipeline
+    from adan.data.features import DEFAULT_FEATURES
+
+    bars = SyntheticMarket(n_assets=2, n_bars=n_bars, seed=seed).generate()
+    split = {"train": 0.9, "val": 0.05, "test": 0.05}
+    return MarketPipeline(bars, list(DEFAULT_FEATURES), split).build()["train"]
+
+
+def test_behaviour_engine_scales_orders_and_the_regime_reaches_obs_and_reward():
+    data = synthetic()
+    trading = TradingConfig(**FREE, dbe=BehaviourConfig(enabled=True, smoothing=1.0),
+                            regime=RegimeConfig(observe=True))  # fmt: skip
+    sim = MarketSimulator(data, 8, window=16, episode_length=200, trading=trading, seed=4)
+    obs = sim.observe()
+    table = {name: p for name, p in trading.dbe.regimes.items()}
+    sizes = []
+    for _ in range(100):
+        regime = sim.desk.regimes[sim.t]
+        np.testing.assert_array_equal(obs["regime"], np.eye(4, dtype=np.float32)[regime])
+        size = sim.desk.dbe.params["size"].copy()
+        weights = sim.desk.decide(np.full((8, 2), 0.5), sim.t, sim.portfolio)
+        np.testing.assert_allclose(weights, 0.5 * size[:, None] * np.ones((1, 2)))
+        obs, _, _, _, info = sim.step(np.full((8, 2), 0.5))
+        np.testing.assert_array_equal(info["regime"], sim.desk.regimes[sim.t])
+        np.testing.assert_array_equal(info["dbe"]["size"], sim.desk.dbe.params["size"])
+        sizes.append(size)
+    sizes = np.array(sizes)
+    assert len(np.unique(np.round(sizes, 6))) > 1  # it moved with the regimes
+    names = ("bull", "bear", "sideways", "volatile")
+    allowed = {table[names[r]].size for r in range(4)}
+    assert sizes.max() <= max(allowed) + 1e-9
+
+
+def test_profiles_run_as_sub_batches_identical_to_separate_runs():
+    data = synthetic(n_bars=2500)
+    multi = trading_profile("multi_profile")
+    assert [name for name, _ in multi.profile_configs()] == [
+        "conservative",
+        "moderate",
+        "aggressive",
+    ]
+    sim = MarketSimulator(data, 6, window=16, episode_length=120, trading=multi, seed=10)
+    np.testing.assert_array_equal(sim.profile, [0, 0, 1, 1, 2, 2])
+    singles = [
+        MarketSimulator(
+            data, 2, window=16, episode_length=120, trading=multi.only(name), seed=10 + 2 * i
+        )  # fmt: skip
+        for i, name in enumerate(sim.profile_names)
+    ]
+    rng = np.random.default_rng(0)
+    for _ in range(150):  # past the first episode end: resets included
+        actions = rng.uniform(-1, 1, (6, 2))
+        _, reward, term, trunc, _ = sim.step(actions)
+        for i, single in enumerate(singles):
+            _, r, te, tr, _ = single.step(actions[2 * i : 2 * i + 2])
+            rows = slice(2 * i, 2 * i + 2)
+            np.testing.assert_array_equal(sim.portfolio.equity[rows], single.portfolio.equity)
+            np.testing.assert_array_equal(reward[rows], r)
+            if te.any() or tr.any():
+                single.reset(te | tr)
+        if (term | trunc).any():
+            sim.reset(term | trunc)
+    stats = sim.stats
+    assert stats.trades.sum() > 0
+
+
+def test_checkpoint_resume_is_exact_with_every_stage_on():
+    data = synthetic()
+    trading = trading_profile("multi_profile")
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, (80, 6, 2))
+    sim = MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=3)
+    for a in actions[:30]:
+        sim.step(a)
+    state = sim.get_state()
+    expected = [sim.step(a)[1] for a in actions[30:]]
+    other = MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=99)
+    other.set_state(state)
+    got = [other.step(a)[1] for a in actions[30:]]
+    np.testing.assert_array_equal(np.array(got), np.array(expected))
+    np.testing.assert_array_equal(other.portfolio.equity, sim.portfolio.equity)

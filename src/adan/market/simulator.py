@@ -11,8 +11,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from adan.data.bars import MarketData
 from adan.market.config import TradingConfig
-from adan.market.episode import EpisodeStats
 from adan.market.desk import TradingDesk
+from adan.market.episode import EpisodeStats
 from adan.market.portfolio import Portfolio
 from adan.market.rng import BatchRNG, SeedLike
 from adan.rewards.base import RewardFunction, StepOutcome

@@ -37,6 +37,8 @@ bench: $(STAMP)  ## run the benchmarks under experiments/ (each prints a table)
 	$(BIN)/python experiments/bench_env.py
 	$(BIN)/python experiments/bench_cartpole.py
 	$(BIN)/python experiments/bench_data.py
+	$(BIN)/python experiments/bench_realism.py
+	$(BIN)/python experiments/regime_accuracy.py
 
 clean:  ## remove the virtualenv and caches (outputs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

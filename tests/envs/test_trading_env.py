@@ -1,4 +1,5 @@
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from adan.envs import TradingEnv, VecTradingEnv
 from adan.market import TradingConfig
 from adan.rewards import AdaptiveReward, SimpleReward
 from tests.market.markets import random_walk
+from tests.market.profiles import trading_profile
 
 
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])
@@ -37,12 +39,24 @@ def test_spaces_and_info(market):
         env.step(env.action_space.sample())
 
 
-def test_single_and_vector_env_trajectories_are_identical():
+def test_check_env_passes_with_the_realistic_desk(market):
+    env = TradingEnv(market, trading_profile("moderate"), AdaptiveReward(), window=16,
+                     episode_length=40, seed=0)  # fmt: skip
+    assert env.observation_space["regime"].shape == (4,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env, skip_render_check=True)
+
+
+@pytest.mark.parametrize("profile", [None, "moderate", "aggressive"])
+def test_single_and_vector_env_trajectories_are_identical(profile):
     data = random_walk(num_bars=300, seed=2)
+    data = replace(data, volume=np.full_like(data.close, 500.0))  # partial fills sometimes
+    trading = TradingConfig() if profile is None else trading_profile(profile)
     n, steps = 3, 70
     kw = dict(window=8, episode_length=20)
-    vec = VecTradingEnv(data, TradingConfig(), AdaptiveReward(), num_envs=n, **kw)
-    singles = [TradingEnv(data, TradingConfig(), AdaptiveReward(), **kw) for _ in range(n)]
+    vec = VecTradingEnv(data, trading, AdaptiveReward(), num_envs=n, **kw)
+    singles = [TradingEnv(data, trading, AdaptiveReward(), **kw) for _ in range(n)]
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (steps, n, 2)).astype(np.float32)
 
@@ -51,7 +65,7 @@ def test_single_and_vector_env_trajectories_are_identical():
     needs_reset = [False] * n
     for k in range(steps):
         for i in range(n):
-            for key in ("market", "portfolio"):
+            for key in vobs:
                 np.testing.assert_array_equal(vobs[key][i], sobs[i][key])
         vobs, vr, vte, vtr, _ = vec.step(actions[k])
         sobs = list(sobs)

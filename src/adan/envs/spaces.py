@@ -17,12 +17,18 @@ def observation_space(shapes: Mapping[str, tuple[int, ...]]) -> spaces.Dict:
     """One float32 Box per key of ``MarketSimulator.observation_shapes`` (one env):
     ``market`` [window, A, F] feature window (oldest bar first); ``market_<rule>``
     [W_rule, A, F_rule] per higher timeframe (its last closed bars); ``portfolio`` [A + 2] =
-    weight per asset, cash fraction, drawdown. Only quantities that mean the same in a 256-bar
+    weight per asset, cash fraction, drawdown; ``regime`` [4] (with ``trading.regime.observe``)
+    one-hot bull/bear/sideways/volatile at t, in [0, 1]. Only quantities that mean the same in a 256-bar
     training episode and a years-long backtest (no episode clock, no equity level). Bounded only
     by the float32 range (finite bounds keep gymnasium's checker quiet); see
     `adan.envs.validation` for the range normalised features are expected in."""
     return spaces.Dict(
-        {key: spaces.Box(-_BIG, _BIG, tuple(shape), np.float32) for key, shape in shapes.items()}
+        {
+            key: spaces.Box(0.0, 1.0, tuple(shape), np.float32)
+            if key == "regime"
+            else spaces.Box(-_BIG, _BIG, tuple(shape), np.float32)
+            for key, shape in shapes.items()
+        }
     )
 
 

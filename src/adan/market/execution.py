@@ -120,11 +120,7 @@ class Fills:
     slippage: np.ndarray
     impact: np.ndarray
     total: np.ndarray
-
-    @property
-    def notional(self) -> np.ndarray:
-        """Absolute traded notional [N] per env."""
-        return np.einsum("na,na->n", np.abs(self.units), self.price)
+    notional: np.ndarray  # [N] absolute traded notional per env
 
 
 class ExecutionModel:
@@ -188,18 +184,25 @@ class ExecutionModel:
         """Costs of fills of ``units`` at ``price`` ([N, A]) for orders decided at bars ``t``."""
         size = np.abs(units)
         notional = size * price
+        per_env = notional.sum(axis=1)
+        fee = notional * self.fee_rate
+        slippage = notional * self.slippage_rate
         spread_rate = self.spread_rate
         if isinstance(spread_rate, np.ndarray):
-            spread_rate = spread_rate[t]
-        fee = notional * self.fee_rate
-        spread = notional * spread_rate
-        slippage = notional * self.slippage_rate
+            spread = notional * spread_rate[t]
+            total = fee + spread
+            total += slippage
+            total = total.sum(axis=1)
+        else:  # one rate for every fill: the total needs no per-asset pass
+            spread = notional * spread_rate
+            total = per_env * (self.fee_rate + spread_rate + self.slippage_rate)
         if self._impact is not None:
-            impact = notional * self._impact[t] * np.sqrt(size)
+            impact = notional * self._impact[t]
+            impact *= np.sqrt(size)
+            total += impact.sum(axis=1)
         else:
             impact = np.zeros_like(notional)
-        total = (fee + spread + slippage + impact).sum(axis=1)
-        return Fills(units, price, fee, spread, slippage, impact, total)
+        return Fills(units, price, fee, spread, slippage, impact, total, per_env)
 
 
 class WorkingOrders:

@@ -167,6 +167,8 @@ class MarketSimulator:
         self.step_count = np.zeros(n, dtype=np.int64)  # steps taken in the episode
         self._all_true = np.ones(n, dtype=bool)
         self._all_true.flags.writeable = False
+        self._no_exits = np.zeros(n, dtype=np.int64)
+        self._no_exits.flags.writeable = False
         self.reward_fn.reset(n)
         self._last_obs: Obs = {}
         self.reset()
@@ -249,9 +251,8 @@ class MarketSimulator:
         equity = pf.mark(mark_price)
 
         fee, spread, slippage, impact = fills.fee, fills.spread, fills.slippage, fills.impact
-        cost = fills.total
-        traded = fills.notional
-        stop_exits = np.zeros(self.num_envs, dtype=np.int64)
+        cost, traded = fills.total, fills.notional
+        stop_exits = self._no_exits
         if exits is not None:
             fee, spread = fee + exits.fee, spread + exits.spread
             slippage, impact = slippage + exits.slippage, impact + exits.impact
@@ -261,7 +262,8 @@ class MarketSimulator:
         safe_equity = np.maximum(equity, self._ruin_level)
         net_log_return = np.log(safe_equity / prev_equity)
         turnover = traded / desk.equity_open
-        exposure = np.einsum("na,na->n", np.abs(pf.units), mark_price) / safe_equity
+        exposure = np.einsum("na,na->n", np.abs(pf.units), mark_price)
+        exposure /= safe_equity
         regime = desk.regimes[t1]
         outcome = StepOutcome(
             net_log_return=net_log_return,
@@ -275,7 +277,7 @@ class MarketSimulator:
             regime=regime,
         )
         reward, components = self.reward_fn(outcome)
-        held = np.einsum("na->n", np.abs(pf.units)) > 0
+        held = exposure > 0
         desk.after_bar(t1, pf.drawdown, outcome.net_return, held)
         pf.turnover += turnover
         self.stats.update(
@@ -305,7 +307,7 @@ class MarketSimulator:
                 "turnover": turnover,
                 "equity": equity.copy(),
                 "drawdown": pf.drawdown.copy(),
-                "regime": regime.astype(np.int64),
+                "regime": regime,
                 "stop_exits": stop_exits,
                 "risk_clipped": desk.clipped.copy(),
             },
@@ -358,7 +360,7 @@ class MarketSimulator:
         """Rows of envs that were reset this step describe a fresh account."""
         for key in ("fee", "spread", "slippage", "impact", "cost", "turnover", "drawdown"):
             info[key][mask] = 0.0
-        info["stop_exits"][mask] = 0
+        info["stop_exits"] = np.where(mask, 0, info["stop_exits"])
         info["risk_clipped"][mask] = False
         info["equity"][mask] = self.trading.initial_cash
         comps = info["reward_components"]

@@ -317,3 +317,74 @@ def test_config_works_as_a_structured_config_schema():
     bad = OmegaConf.merge(base, {"regimes": {"volatile": {"size": -1.0}}})
     with pytest.raises(ValueError, match=r"trading\.dbe\.regimes\.volatile\.size"):
         OmegaConf.to_object(bad)
+
+
+def test_modifiers_turned_off_in_one_profile_only_leave_its_size_at_the_table_value():
+    off = config(win_rate_ref=0.0, vol_ref=0.0, drawdown_ref=0.0)
+    profile = np.array([0, 1, 0, 1])
+    dbe = engine([off, config(vol_ref=0.8, drawdown_ref=0.2)], profile)
+    dbe.reset_envs(np.ones(4, bool), np.full(4, BULL))
+    rng = np.random.default_rng(3)
+    for _ in range(300):  # deep drawdown, mostly losing and volatile bars
+        ret = rng.normal(-0.02, 0.05, 4)
+        dbe.update(np.full(4, BULL), np.full(4, 0.15), ret, np.ones(4, bool))
+    np.testing.assert_array_equal(dbe.params["size"][profile == 0], TABLE["bull"].size)
+    assert (dbe.params["size"][profile == 1] < 0.5 * TABLE["bull"].size).all()
+
+
+def test_updates_and_resets_hand_out_fresh_arrays():
+    dbe = engine(config())
+    dbe.reset_envs(np.ones(4, bool), np.full(4, BULL))
+    before = quiet(dbe, BULL, 1)[0]
+    held = dict(dbe.params)  # the arrays, not copies
+    quiet(dbe, VOLATILE, 3)
+    dbe.reset_envs(np.array([True, False, False, True]), np.full(4, BEAR))
+    for name in PARAMS:
+        np.testing.assert_array_equal(held[name], before[name])
+
+
+def test_reset_with_an_empty_mask_changes_nothing_but_still_checks_the_regime():
+    dbe = engine(config())
+    dbe.reset_envs(np.ones(4, bool), np.full(4, BULL))
+    quiet(dbe, BEAR, 3, drawdown=0.1, net_return=-0.01, holding=True)
+    state = dbe.state_dict()
+    dbe.reset_envs(np.zeros(4, bool), np.full(4, VOLATILE))
+    for key, array in dbe.state_dict().items():
+        np.testing.assert_array_equal(array, state[key])
+    with pytest.raises(BehaviourError, match=r"out of range .* envs \[1\]"):
+        dbe.reset_envs(np.zeros(4, bool), np.array([0, -2, 0, 0]))
+
+
+def test_a_non_finite_output_raises_naming_the_envs_and_changes_nothing():
+    profile = np.array([0, 1, 0, 0])  # env 1 is disabled: its params are 1.0 whatever
+    dbe = engine([config(), BehaviourConfig()], profile)
+    dbe.reset_envs(np.ones(4, bool), np.full(4, BULL))
+    state = dbe.state_dict()
+    state["stop"][1] = np.nan  # a corrupt checkpoint, in the disabled env: harmless
+    dbe.load_state_dict(state)
+    quiet(dbe, BULL, 1)
+    assert dbe.params["stop"][1] == 1.0
+    state = dbe.state_dict()
+    state["stop"][2] = np.nan
+    dbe.load_state_dict(state)
+    with pytest.raises(BehaviourError, match=r"output stop is not finite at envs \[2\]"):
+        quiet(dbe, BULL, 1)
+    after = dbe.state_dict()
+    for key, array in after.items():
+        np.testing.assert_array_equal(array, state[key])
+
+
+def test_the_debug_line_costs_nothing_while_debug_is_off(monkeypatch):
+    dbe = engine(config())
+    dbe.reset_envs(np.ones(4, bool), np.full(4, BULL))
+    dbe.logger.setLevel(logging.INFO)
+    try:
+
+        def boom(*_):
+            raise AssertionError("DEBUG line built while DEBUG is off")
+
+        monkeypatch.setattr(dbe, "_log", boom)
+        monkeypatch.setattr(dbe, "changes", boom)
+        quiet(dbe, BEAR, 2)
+    finally:
+        dbe.logger.setLevel(logging.NOTSET)

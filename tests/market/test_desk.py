@@ -163,3 +163,27 @@ def test_checkpoint_resume_is_exact_with_every_stage_on():
     got = [other.step(a)[1] for a in actions[30:]]
     np.testing.assert_array_equal(np.array(got), np.array(expected))
     np.testing.assert_array_equal(other.portfolio.equity, sim.portfolio.equity)
+
+
+def test_hedged_book_has_no_beta_to_the_hedge_asset():
+    bars = SyntheticMarket(n_assets=2, n_bars=3000, seed=7, correlation=0.8).generate()
+    from adan.data import MarketPipeline
+
+    data = MarketPipeline(bars, ["log_return"], {"train": 0.96, "val": 0.02, "test": 0.02})
+    data = data.build()["train"]
+    betas = {}
+    for hedge in (None, "SYN1"):
+        risk = RiskConfig(hedge={"asset": hedge, "window": 168})
+        trading = TradingConfig(**FREE, max_leverage=2.0, risk=risk)
+        sim = simulator(data, trading, window=200)
+        equity = [sim.portfolio.equity[0]]
+        for _ in range(len(data) - 202):
+            _, _, _, _, info = sim.step(np.array([[0.5, 0.0]]))  # long SYN0 only
+            equity.append(info["equity"][0])
+        book = np.diff(np.log(equity))
+        t0 = int(sim.start[0])
+        hedge_ret = np.diff(np.log(data.close[t0 : t0 + len(equity), 1]))
+        betas[hedge] = np.cov(book, hedge_ret)[0, 1] / np.var(hedge_ret, ddof=1)
+        if hedge:
+            assert (sim.portfolio.units[0, 1] < 0).all()  # the hedge is short
+    assert abs(betas["SYN1"]) < 0.1 < betas[None]

@@ -331,3 +331,97 @@ def test_all_limits_hold_at_once_on_random_books():
     assert (np.abs(out.sum(axis=1)) <= 0.3 + 1e-12).all()
     assert (np.abs(out).max(axis=1) <= 0.45 * gross + 1e-12).all()
     assert (np.abs(out) <= np.abs(w)).all() and (out * w >= 0).all()
+
+
+def reference_limits(w, tier_pos, tier_gross, max_position, max_net, max_conc, cap):
+    """Tier -> max_position -> concentration -> max_net -> max_gross on every row (no row
+    skipped), the order ``apply`` documents; returns the book and each rule's changed rows."""
+    w = w.copy()
+    changed = {}
+
+    def scale(limit):
+        gross = np.abs(w).sum(axis=1)
+        over = gross > limit
+        w[over] *= (limit[over] / gross[over])[:, None]
+        return over
+
+    before = w.copy()
+    np.clip(w, -tier_pos[:, None], tier_pos[:, None], out=w)
+    scale(tier_gross)
+    changed["tier"] = (w != before).any(axis=1)
+    before = w.copy()
+    np.clip(w, -max_position[:, None], max_position[:, None], out=w)
+    changed["max_position"] = (w != before).any(axis=1)
+    before = w.copy()
+    for i in range(len(w)):  # the largest cap x with max |w| <= limit * sum min(|w|, x)
+        mag = np.abs(w[i])
+        if mag.sum() > 0 and mag.max() > max_conc[i] * mag.sum():
+            s = np.sort(mag)[::-1]
+            tails = np.append(np.cumsum(s[::-1])[::-1], 0.0)
+            bounds = [max_conc[i] * tails[k] / (1 - k * max_conc[i])
+                      for k in range(len(s) + 1) if 1 - k * max_conc[i] > 1e-12]  # fmt: skip
+            x = min(bounds)
+            w[i] = np.clip(w[i], -x, x)
+    changed["max_concentration"] = (w != before).any(axis=1)
+    net = np.abs(w.sum(axis=1))
+    over = net > max_net
+    w[over] *= (max_net[over] / net[over])[:, None]
+    changed["max_net"] = over
+    changed["max_gross"] = scale(cap)
+    return w, changed
+
+
+@pytest.mark.parametrize("num_assets", [2, 3])
+def test_apply_matches_every_rule_on_every_row(num_assets):
+    # Rows within every limit skip the rules: the result and the counters must be exactly
+    # those of running each rule on every row, for mixed profiles and exposure caps.
+    tiers = default_tiers(scale=1.0)
+    configs = (
+        RiskConfig(max_position=0.8, max_gross=1.0, tiers=tiers),
+        RiskConfig(max_position=0.5, max_net=0.3, max_concentration=0.6, max_gross=1.2),
+        RiskConfig(),
+    )
+    rng = np.random.default_rng(num_assets)
+    n = 600
+    profile = rng.integers(0, 3, n)
+    assets = tuple(f"X{i}" for i in range(num_assets))
+    rm = manager(*configs, profile=profile, assets=assets)
+    clips = {rule: np.zeros(n, dtype=np.int64) for rule in RULES}
+    for step in range(4):
+        w = rng.normal(0, 0.4, (n, num_assets)) * (rng.uniform(size=(n, num_assets)) < 0.8)
+        w[rng.uniform(size=(n, num_assets)) < 0.05] = 0.5  # exactly at a limit
+        equity = rng.choice([10.0, 30.0, 99.0, 100.0, 500.0, 5000.0], n)
+        cap = None if step == 0 else rng.choice([0.5, 1.0, 1.1, 3.0], n)
+        idx = np.array([max(0, sum(t.min_equity <= e for t in tiers) - 1) for e in equity])
+        tiered = profile == 0
+        tier_pos = np.where(tiered, [tiers[i].max_position for i in idx], np.inf)
+        tier_gross = np.where(tiered, [tiers[i].max_gross for i in idx], np.inf)
+        limit = {
+            "max_position": np.array([0.8, 0.5, np.inf])[profile],
+            "max_net": np.array([np.inf, 0.3, np.inf])[profile],
+            "max_conc": np.array([np.inf, 0.6, np.inf])[profile],
+        }
+        gross = np.array([1.0, 1.2, np.inf])[profile]
+        gross = gross if cap is None else np.minimum(gross, cap)
+        expected, changed = reference_limits(w, tier_pos, tier_gross, **limit, cap=gross)
+        assert np.array_equal(rm.tier_index(equity), np.where(tiered, idx, -1))
+        out = apply(rm, w, equity=equity, cap=cap)
+        assert np.array_equal(out, expected)
+        for rule, rows in changed.items():
+            assert np.array_equal(rm.breached[rule], rows), rule
+            clips[rule] += rows
+    for rule in RULES:
+        assert np.array_equal(rm.clips[rule], clips[rule]), rule
+    for rule in ("tier", "max_position", "max_concentration", "max_net", "max_gross"):
+        assert 0 < (clips[rule] > 0).sum() < n / 2, rule  # each rule binds, on some rows
+
+
+def test_tier_at_extreme_equity_is_the_first_or_the_profiles_last():
+    short = [TierConfig("a", 0.0, 0.9, 0.04), TierConfig("b", 100.0, 0.5, 0.02)]
+    rm = manager(RiskConfig(tiers=default_tiers(scale=1.0)), RiskConfig(tiers=short), n=6,
+                 profile=[0, 1, 0, 1, 0, 1])  # fmt: skip
+    equity = np.array([np.inf, np.inf, -np.inf, -5.0, np.nan, np.nan])
+    assert rm.tier_index(equity).tolist() == [4, 1, 0, 0, 0, 0]
+    np.testing.assert_array_equal(rm.risk_per_trade(equity), [0.015, 0.02, 0.04, 0.04, 0.04, 0.04])
+    out = apply(rm, np.tile([0.95, 0.0, 0.0], (6, 1)), equity=equity)
+    np.testing.assert_array_equal(out[:, 0], [0.2, 0.5, 0.9, 0.9, 0.9, 0.9])  # tier max_position

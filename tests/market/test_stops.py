@@ -219,3 +219,132 @@ def test_state_dict_round_trip():
 def test_bad_config_raises_naming_the_key(kwargs, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         StopsConfig(**kwargs)
+
+
+# ------------------------------------------------------------- element-wise reference
+def reference_levels(sb, configs, profile, bars, before, after, price, t, s_mult, t_mult):
+    """on_fill's rules one position at a time (plain Python floats)."""
+    stop, target = sb.stop.copy(), sb.target.copy()
+    for i, j in np.ndindex(*after.shape):
+        cfg = configs[profile[i]]
+        if after[i, j] == 0:
+            stop[i, j] = target[i, j] = np.nan
+            continue
+        side = np.sign(after[i, j])
+        if side == np.sign(before[i, j]):
+            continue  # added to or reduced: keeps its levels
+        if cfg.mode == "pct":
+            unit = price[i, j]
+        elif cfg.mode == "atr":
+            unit = average_true_range(*bars, cfg.atr_window)[t[i], j]
+        else:
+            unit = np.nan
+        sl = np.nan if cfg.mode == "none" or cfg.stop_loss is None else cfg.stop_loss
+        tp = np.nan if cfg.mode == "none" or cfg.take_profit is None else cfg.take_profit
+        stop[i, j] = price[i, j] - side * (unit * (sl * s_mult[i]))
+        target[i, j] = price[i, j] + side * (unit * (tp * t_mult[i]))
+    return stop, target
+
+
+def reference_check(units, open_, high, low, stop, target):
+    """check's rules one position at a time: (exit, price, kind, gap)."""
+    exit_ = np.zeros(units.shape, dtype=bool)
+    price = np.full(units.shape, np.nan)
+    kind = np.zeros(units.shape, dtype=np.int8)
+    gap = np.zeros(units.shape, dtype=bool)
+    for ij in np.ndindex(*units.shape):
+        u, o, h, lo, s, g = (x[ij] for x in (units, open_, high, low, stop, target))
+        if u > 0:
+            stop_gap, target_gap, stop_hit, target_hit = o <= s, o >= g, lo <= s, h >= g
+        elif u < 0:
+            stop_gap, target_gap, stop_hit, target_hit = o >= s, o <= g, h >= s, lo <= g
+        else:
+            continue
+        if target_gap or (target_hit and not stop_hit):
+            kind[ij], gap[ij], level = EXIT_TARGET, target_gap, g
+        elif stop_hit or stop_gap:
+            kind[ij], gap[ij], level = EXIT_STOP, stop_gap, s
+        else:
+            continue
+        exit_[ij] = True
+        price[ij] = o if gap[ij] else level
+    return exit_, price, kind, gap
+
+
+LAYOUTS = {
+    "pct": ([StopsConfig(mode="pct", stop_loss=0.05, take_profit=0.1)], [0] * 6),
+    "one_atr": ([StopsConfig(mode="atr", stop_loss=2.0, take_profit=4.0, atr_window=3)], [0] * 6),
+    "mixed": (
+        [
+            StopsConfig(mode="pct", stop_loss=0.05, take_profit=0.1),
+            StopsConfig(mode="atr", stop_loss=2.0, take_profit=None, atr_window=3),
+            StopsConfig(mode="atr", stop_loss=None, take_profit=3.0, atr_window=5),
+            StopsConfig(mode="none"),
+        ],
+        [0, 1, 2, 3, 1, 0],
+    ),
+    "targets_only": ([StopsConfig(mode="pct", stop_loss=None, take_profit=0.08)], [0] * 6),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_on_fill_and_check_follow_the_rules_position_by_position(layout):
+    """Random books, fills and bars (flips, closes, NaN units and prices, gaps, ties, bars
+    whose open lies outside [low, high], two assets of one env exiting together) against
+    the rules applied one position at a time, bit for bit, counts included."""
+    configs, profile = LAYOUTS[layout]
+    rng = np.random.default_rng(7)
+    a = 3
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, (T, a)), axis=0))
+    bars = (close * 1.01, close * 0.99, close)
+    sb = book(*configs, profile=profile, num_assets=a, bars=bars)
+    n = len(profile)
+    units = np.zeros((n, a))
+    choices = np.array([-2.0, -1.0, -0.0, 0.0, 1.0, 3.0, np.nan])
+    counts = {k: np.zeros(n, dtype=np.int64) for k in ("stop", "target", "gap")}
+    for step in range(60):
+        after = rng.choice(choices, size=(n, a), p=[0.2, 0.2, 0.05, 0.1, 0.2, 0.2, 0.05])
+        after = np.where(rng.random((n, a)) < 0.5, units, after)  # many positions unchanged
+        price = np.round(rng.uniform(95, 105, (n, a)))
+        t = rng.integers(0, T, n)
+        mults = {}
+        if step % 2:
+            mults = {"stop_mult": rng.uniform(0.5, 2, n), "target_mult": rng.uniform(0.5, 2, n)}
+        ones = np.ones(n)
+        expected = reference_levels(
+            sb, configs, profile, bars, units, after, price, t,
+            mults.get("stop_mult", ones), mults.get("target_mult", ones),
+        )  # fmt: skip
+        sb.on_fill(units, after, price, t, **mults)
+        np.testing.assert_array_equal(sb.stop, expected[0])
+        np.testing.assert_array_equal(sb.target, expected[1])
+        units = after
+
+        # Integer prices make ties with the levels of the pct books common.
+        open_, high, low = (np.round(rng.uniform(85, 115, (n, a))) for _ in range(3))
+        for x in (open_, high, low):
+            x[rng.random((n, a)) < 0.05] = np.nan
+        exit_, exit_price, kind, gap = reference_check(units, open_, high, low, sb.stop, sb.target)
+        for name, mask in (("stop", kind == EXIT_STOP), ("target", kind == EXIT_TARGET)):
+            counts[name] += mask.sum(axis=1)
+        counts["gap"] += gap.sum(axis=1)
+        got = sb.check(units, open_, high, low)
+        for value, want in zip(got, (exit_, exit_price, kind), strict=True):
+            assert value.dtype == want.dtype
+            np.testing.assert_array_equal(value, want)
+        for name, value in counts.items():
+            np.testing.assert_array_equal(sb.counts[name], value)
+        sb.clear(exit_)
+        assert np.isnan(sb.stop[exit_]).all() and np.isnan(sb.target[exit_]).all()
+        units = np.where(exit_, 0.0, units)
+    assert (counts["stop"] + counts["target"]).sum() > 20 and counts["gap"].sum() > 5
+
+
+def test_check_without_any_level_reached_reports_nothing():
+    sb = book(StopsConfig(mode="pct", stop_loss=0.05, take_profit=0.1), profile=[0, 0, 0])
+    open_position(sb, arr([1.0], [-1.0], [2.0]))
+    bar = np.full((3, 1), 100.0)
+    exit_, price, kind = sb.check(arr([1.0], [-1.0], [2.0]), bar, bar + 4, bar - 4)
+    assert not exit_.any() and np.isnan(price).all() and not kind.any()
+    assert exit_.shape == price.shape == kind.shape == (3, 1) and kind.dtype == np.int8
+    assert all(c.sum() == 0 for c in sb.counts.values())

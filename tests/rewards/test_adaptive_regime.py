@@ -184,9 +184,12 @@ def composed(*overrides):
 def test_regime_weights_compose_validate_and_instantiate_from_hydra():
     default = composed()
     validate_config(default)
-    assert instantiate(default.reward).regime_weights is None  # {}: off, bit-identical
+    shipped = instantiate(default.reward).regime_weights  # conf/reward/adaptive.yaml's table
+    assert shipped[VOLATILE, DRAWDOWN] == 2.0 and shipped[BULL].tolist() == [1.0] * 5
+    off = composed("reward.regime_weights=null")
+    assert instantiate(off.reward).regime_weights is None  # off: bit-identical
     cfg = composed(
-        "+reward.regime_weights.volatile.drawdown=3",  # an int in YAML / the command line
+        "reward.regime_weights.volatile.drawdown=3",  # an int in YAML / the command line
         "+reward.regime_weights.bull={return: 0.5}",
         "reward.regime_smoothing=0.2",
     )
@@ -195,8 +198,9 @@ def test_regime_weights_compose_validate_and_instantiate_from_hydra():
     assert rew.regime_smoothing == 0.2
     assert rew.regime_weights[VOLATILE, DRAWDOWN] == 3.0
     assert rew.regime_weights[BULL, RETURN] == 0.5
-    assert rew.regime_weights.sum() == 3.0 + 0.5 + (4 * len(COMPONENTS) - 2)
+    # the shipped volatile turnover and sideways turnover (2.0 each) stay; the rest are 1.0
+    assert rew.regime_weights.sum() == 3.0 + 0.5 + 2.0 + 2.0 + (4 * len(COMPONENTS) - 4)
     with pytest.raises(ConfigError, match=r"reward\.regime_weights\.volatile\.drawdown "):
-        validate_config(composed("+reward.regime_weights.volatile.drawdown=-1"))
+        validate_config(composed("reward.regime_weights.volatile.drawdown=-1"))
     with pytest.raises(ConfigError, match=r"reward\.regime_weights "):
         validate_config(composed("+reward.regime_weights.calm.drawdown=1"))

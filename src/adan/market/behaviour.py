@@ -36,6 +36,13 @@ _NUM_REGIMES = len(REGIME_NAMES)
 _MAX_ABS = 1e6  # cap of |bar return| in the volatility estimate
 
 
+def _ref_or_one(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``ref`` [N] with its zeros (modifier off) replaced by 1, and the index of those envs
+    (None when there are none)."""
+    off = ref <= 0
+    return np.where(off, 1.0, ref), (np.flatnonzero(off) if off.any() else None)
+
+
 class BehaviourError(RuntimeError):
     """The DBE got (or would produce) an invalid value; the message names it and the envs."""
 
@@ -168,6 +175,10 @@ class DynamicBehaviourEngine:
     Observability: ``last_change[name]`` [N] is the change of the last update,
     ``transitions`` [R, R] counts regime changes (from, to) seen over all envs, ``changes()``
     summarises both for the training logger and ``update`` logs one DEBUG line.
+
+    Speed: ``update`` runs once per simulator step, so the four params live as the rows of one
+    [4, N] array (``params`` / ``last_change`` hold views of its rows, replaced by each update
+    and reset) and every per-env constant (clipped tables, modifier masks) is built here once.
     """
 
     def __init__(
@@ -206,26 +217,54 @@ class DynamicBehaviourEngine:
         self.win_rate_ref = per_env(lambda c: c.win_rate_ref)
         self.vol_ref = per_env(lambda c: c.vol_ref)
         # table[name]: [N, R] value per env and regime; disabled envs hold 1.0 everywhere.
-        self.table: dict[str, np.ndarray] = {}
-        self.low: dict[str, np.ndarray] = {}
-        self.high: dict[str, np.ndarray] = {}
-        for name in PARAMS:
-            rows = [[getattr(c.regimes[r], name) for r in REGIME_NAMES] for c in configs]
-            tab = np.array(rows, dtype=np.float64)[self.profile]
-            tab[~self.enabled] = 1.0
-            self.table[name] = tab
-            self.low[name] = per_env(lambda c, p=name: getattr(c, f"{p}_min"))
-            self.high[name] = per_env(lambda c, p=name: getattr(c, f"{p}_max"))
-        self._rows = np.arange(n)
+        # low / high[name]: [N] bounds. All are views of the stacked arrays below.
+        table = np.array(
+            [[[getattr(c.regimes[r], p) for r in REGIME_NAMES] for c in configs] for p in PARAMS],
+            dtype=np.float64,
+        )[:, self.profile]  # [4, N, R]
+        table[:, ~self.enabled] = 1.0
+        self._low = np.array([per_env(lambda c, p=p: getattr(c, f"{p}_min")) for p in PARAMS])
+        self._high = np.array([per_env(lambda c, p=p: getattr(c, f"{p}_max")) for p in PARAMS])
+        self.table = dict(zip(PARAMS, table, strict=True))
+        self.low = dict(zip(PARAMS, self._low, strict=True))
+        self.high = dict(zip(PARAMS, self._high, strict=True))
 
-        self.params: dict[str, np.ndarray] = {name: np.ones(n) for name in PARAMS}
-        self.last_change: dict[str, np.ndarray] = {name: np.zeros(n) for name in PARAMS}
+        # Hot-path constants. A (env, regime) pair is the flat index env * R + regime.
+        self._base = np.arange(n, dtype=np.int64) * _NUM_REGIMES
+        self._size_table = table[0].reshape(-1)  # raw size values, before the modifiers
+        # What an env's params start an episode at: table values clipped to the bounds (1.0
+        # for disabled envs); also the update's targets of stop / target / exposure.
+        fresh = np.clip(table, self._low[:, :, None], self._high[:, :, None])
+        fresh[:, ~self.enabled] = 1.0
+        self._fresh = fresh.reshape(len(PARAMS), -1)  # [4, N * R]
+        self._decay = 1.0 - self.perf_rate
+        self._smoothing = np.broadcast_to(self.smoothing, self._low.shape).copy()  # [4, N]
+        # A *_ref of 0 turns its modifier off: those envs divide by 1 instead (to stay finite)
+        # and the result is pinned to neutral (None: no env has the modifier off).
+        self._win_ref, self._win_off = _ref_or_one(self.win_rate_ref)
+        self._vol_ref, self._vol_off = _ref_or_one(self.vol_ref)
+        self._drawdown_ref, self._drawdown_off = _ref_or_one(self.drawdown_ref)
+        self._disabled = np.flatnonzero(~self.enabled) if not self.enabled.all() else None
+        # [N] constants: a ufunc is cheaper on two arrays than on an array and a Python float.
+        self._ones = np.ones(n)
+        self._zeros = np.zeros(n)
+        self._max_abs = np.full(n, _MAX_ABS)
+
+        self.params: dict[str, np.ndarray] = {}
+        self.last_change: dict[str, np.ndarray] = {}
+        self._set_params(np.ones((len(PARAMS), n)), np.zeros((len(PARAMS), n)))
         self.regime = np.full(n, -1, dtype=np.int64)  # last regime seen (-1: none yet)
         self.win_rate = self.win_rate_ref.copy()  # EMA of wins over holding bars
         self.ret_sq = np.zeros(n)  # EMA of squared net returns (before bias correction)
         self.count = np.zeros(n, dtype=np.int64)  # bars in the EMA since the episode start
         self.transitions = np.zeros((_NUM_REGIMES, _NUM_REGIMES), dtype=np.int64)
         self.last_switches = 0  # envs whose regime changed in the last update
+
+    def _set_params(self, params: np.ndarray, last_change: np.ndarray) -> None:
+        """Install [4, N] params and their last change; the dicts get views of the rows."""
+        self._params, self._last_change = params, last_change
+        self.params.update(zip(PARAMS, params, strict=True))
+        self.last_change.update(zip(PARAMS, last_change, strict=True))
 
     # ------------------------------------------------------------------------- validation
     def _array(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -236,8 +275,17 @@ class DynamicBehaviourEngine:
             )
         return value
 
-    def _finite(self, name: str, value: np.ndarray, what: str = "input") -> np.ndarray:
+    def _finite(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Input ``value`` [N] as float64, checked finite (a count that passes in the normal
+        case; the envs are looked up only when it fails)."""
         value = self._array(name, value).astype(np.float64, copy=False)
+        if np.count_nonzero(np.isfinite(value)) < value.size:
+            self._check_finite(name, value)
+        return value
+
+    @staticmethod
+    def _check_finite(name: str, value: np.ndarray, what: str = "input") -> None:
+        """Raise naming the envs where ``value`` [N] is not finite (the slow, exact check)."""
         bad = ~np.isfinite(value)
         if bad.any():
             envs = np.flatnonzero(bad)
@@ -245,43 +293,44 @@ class DynamicBehaviourEngine:
                 f"DBE {what} {name} is not finite at envs {envs[:10].tolist()} "
                 f"(values {value[envs[:10]].tolist()})"
             )
-        return value
 
     def _regime(self, regime: np.ndarray) -> np.ndarray:
         regime = self._array("regime", regime)
-        if not np.issubdtype(regime.dtype, np.integer):
+        if regime.dtype.kind not in "iu":
             raise BehaviourError(f"DBE input regime must hold int codes, got dtype {regime.dtype}")
-        bad = (regime < 0) | (regime >= _NUM_REGIMES)
-        if bad.any():
+        codes = regime.astype(np.int64, copy=False)
+        # Negative codes wrap to huge unsigned values, so one comparison checks both ends.
+        if np.count_nonzero(codes.view(np.uint64) >= _NUM_REGIMES):
+            bad = (regime < 0) | (regime >= _NUM_REGIMES)
             envs = np.flatnonzero(bad)
             raise BehaviourError(
                 f"DBE input regime is out of range [0, {_NUM_REGIMES}) at envs "
                 f"{envs[:10].tolist()} (codes {regime[envs[:10]].tolist()})"
             )
-        return regime.astype(np.int64, copy=False)
+        return codes
 
     # ------------------------------------------------------------------------------- core
-    def _targets(self, regime: np.ndarray) -> dict[str, np.ndarray]:
-        """Each env's table values at ``regime`` [N], clipped to its bounds."""
-        return {
-            name: np.clip(self.table[name][self._rows, regime], self.low[name], self.high[name])
-            for name in PARAMS
-        }
-
     def reset_envs(self, mask: np.ndarray, regime: np.ndarray) -> None:
         """Start episodes of envs where ``mask`` [N]: params at the table values of their
         ``regime`` [N] (clipped to bounds; no smoothing from the old episode), stats cleared."""
         mask = self._array("mask", mask).astype(bool, copy=False)
         regime = self._regime(regime)
-        targets = self._targets(regime)
-        for name in PARAMS:
-            fresh = np.where(self.enabled, targets[name], 1.0)
-            self.params[name] = np.where(mask, fresh, self.params[name])
-            self.last_change[name] = np.where(mask, 0.0, self.last_change[name])
-        self.regime = np.where(mask, regime, self.regime)
-        self.win_rate = np.where(mask, self.win_rate_ref, self.win_rate)
-        self.ret_sq = np.where(mask, 0.0, self.ret_sq)
-        self.count = np.where(mask, 0, self.count)
+        envs = np.flatnonzero(mask)
+        if not envs.size:
+            return
+        # Fresh copies with the reset envs overwritten (cheaper than np.where over all envs).
+        params, last_change = self._params.copy(), self._last_change.copy()
+        params[:, envs] = self._fresh.take(self._base[envs] + regime[envs], axis=1)
+        last_change[:, envs] = 0.0
+        self._set_params(params, last_change)
+        self.regime = self.regime.copy()
+        self.regime[envs] = regime[envs]
+        self.win_rate = self.win_rate.copy()
+        self.win_rate[envs] = self.win_rate_ref[envs]
+        self.ret_sq = self.ret_sq.copy()
+        self.ret_sq[envs] = 0.0
+        self.count = self.count.copy()
+        self.count[envs] = 0
 
     def update(
         self,
@@ -295,7 +344,7 @@ class DynamicBehaviourEngine:
         ``regime`` [N] int code at the bar's close, ``drawdown`` [N] from the episode peak,
         ``net_return`` [N] simple net return of the bar, ``holding`` [N] bool (held a position
         over the bar). Raises BehaviourError on a wrong shape, a non-finite value or a regime
-        code out of range, naming the envs.
+        code out of range, naming the envs; the engine is then left unchanged.
         """
         regime = self._regime(regime)
         drawdown = self._finite("drawdown", drawdown)
@@ -303,49 +352,73 @@ class DynamicBehaviourEngine:
         holding = self._array("holding", holding).astype(bool, copy=False)
 
         # Performance estimates, this bar included (it closed before the next decision).
+        # win_rate moves by rate * (win - win_rate) on holding bars (x 0 on the others).
         rate = self.perf_rate
-        win = (net_return > 0).astype(np.float64)
-        win_rate = np.where(holding, self.win_rate + rate * (win - self.win_rate), self.win_rate)
+        step = np.subtract(net_return > 0, self.win_rate)
+        step *= rate
+        step *= holding
+        win_rate = self.win_rate + step
         # |returns| capped so that absurd ones keep the estimate finite (vol_mod -> 0).
-        ret_sq = (1.0 - rate) * self.ret_sq + rate * np.minimum(np.abs(net_return), _MAX_ABS) ** 2
+        ret_sq = np.abs(net_return)
+        np.minimum(ret_sq, self._max_abs, out=ret_sq)
+        np.square(ret_sq, out=ret_sq)
+        ret_sq *= rate
+        ret_sq += self._decay * self.ret_sq
         count = self.count + 1
-        var = ret_sq / (1.0 - (1.0 - rate) ** count)  # bias-corrected EMA
-        vol = np.sqrt(var * self.bars_per_year)
+        bias = np.power(self._decay, count)
+        np.subtract(self._ones, bias, out=bias)  # 1 - (1 - rate) ** count
+        vol = np.divide(ret_sq, bias, out=bias)  # bias-corrected EMA of squared returns
+        vol *= self.bars_per_year
+        np.sqrt(vol, out=vol)  # annualised
 
-        ones = np.ones_like(vol)
-        wr_mod = np.divide(
-            win_rate, self.win_rate_ref, out=ones.copy(), where=self.win_rate_ref > 0
-        )
-        vol_mod = np.divide(
-            self.vol_ref, vol, out=ones.copy(), where=(self.vol_ref > 0) & (vol > 0)
-        )
-        size = self.table["size"][self._rows, regime]
-        size = size * np.minimum(wr_mod, 1.0) * np.minimum(vol_mod, 1.0)
-        depth = np.divide(
-            drawdown, self.drawdown_ref, out=np.zeros_like(vol), where=self.drawdown_ref > 0
-        )
-        size += (self.low["size"] - size) * np.clip(depth, 0.0, 1.0)  # to size_min at the ref
+        # Size: the regime's raw table value times the performance modifiers.
+        idx = self._base + regime
+        size = self._size_table.take(idx)
+        wr_mod = win_rate / self._win_ref
+        np.minimum(wr_mod, self._ones, out=wr_mod)
+        if self._win_off is not None:
+            wr_mod[self._win_off] = 1.0
+        # min(vol_ref / vol, 1) as vol_ref / max(vol, vol_ref): the same bits without dividing
+        # by a zero vol (fmax skips a nan vol, which is neutral too).
+        vol_mod = np.fmax(vol, self._vol_ref, out=vol)
+        np.divide(self._vol_ref, vol_mod, out=vol_mod)
+        if self._vol_off is not None:
+            vol_mod[self._vol_off] = 1.0
+        size *= wr_mod
+        size *= vol_mod
+        depth = drawdown / self._drawdown_ref
+        np.maximum(depth, self._zeros, out=depth)
+        np.minimum(depth, self._ones, out=depth)
+        if self._drawdown_off is not None:
+            depth[self._drawdown_off] = 0.0
+        size_min, size_max = self._low[0], self._high[0]
+        size += (size_min - size) * depth  # to size_min at the drawdown ref
 
-        targets = self._targets(regime)
-        targets["size"] = np.clip(size, self.low["size"], self.high["size"])
-        params = {}
-        for name in PARAMS:
-            old = self.params[name]
-            new = np.clip(
-                old + self.smoothing * (targets[name] - old), self.low[name], self.high[name]
-            )
-            params[name] = self._finite(name, np.where(self.enabled, new, 1.0), what="output")
+        # Raw targets [4, N] (size's own above), then the EMA step, clipped to the bounds.
+        params = self._fresh.take(idx, axis=1)
+        np.maximum(size, size_min, out=params[0])
+        np.minimum(params[0], size_max, out=params[0])
+        old = self._params
+        params -= old
+        params *= self._smoothing
+        params += old
+        np.maximum(params, self._low, out=params)
+        np.minimum(params, self._high, out=params)
+        if self._disabled is not None:
+            params[:, self._disabled] = 1.0
+        if np.count_nonzero(np.isfinite(params)) < params.size:
+            for name, value in zip(PARAMS, params, strict=True):
+                self._check_finite(name, value, what="output")
 
         # Commit only once every output is valid.
-        switched = (self.regime >= 0) & (self.regime != regime)
-        self.last_switches = int(np.count_nonzero(switched))
-        if self.last_switches:
+        switched = self.regime != regime
+        if np.count_nonzero(switched):
+            switched &= self.regime >= 0  # -1: no regime seen yet
             np.add.at(self.transitions, (self.regime[switched], regime[switched]), 1)
+        self.last_switches = int(np.count_nonzero(switched))
         self.regime = regime.copy()
         self.win_rate, self.ret_sq, self.count = win_rate, ret_sq, count
-        for name in PARAMS:
-            self.last_change[name] = params[name] - self.params[name]
-            self.params[name] = params[name]
+        self._set_params(params, params - old)
         if self.logger.isEnabledFor(logging.DEBUG):
             self._log(regime)
         return self.params
@@ -354,7 +427,7 @@ class DynamicBehaviourEngine:
         """One DEBUG line per update: mean params, largest move, regime switches and shares."""
         stats = self.changes()
         means = " ".join(f"{name}={stats[f'dbe/{name}']:.4g}" for name in PARAMS)
-        moved = max(float(np.abs(c).max(initial=0.0)) for c in self.last_change.values())
+        moved = float(np.abs(self._last_change).max(initial=0.0))
         counts = np.bincount(regime, minlength=_NUM_REGIMES).tolist()
         regimes = ",".join(f"{r}:{c}" for r, c in zip(REGIME_NAMES, counts, strict=True))
         self.logger.debug(
@@ -369,11 +442,15 @@ class DynamicBehaviourEngine:
         """Mean of each param over envs and the mean |change| of the last update, plus the
         number of envs whose regime switched then: ``{"dbe/size": .., "dbe/size_change": ..,
         ..., "dbe/regime_switches": ..}``."""
+        if self.num_envs:
+            means = self._params.mean(axis=1).tolist()
+            moves = np.abs(self._last_change).mean(axis=1).tolist()
+        else:
+            means, moves = [1.0] * len(PARAMS), [0.0] * len(PARAMS)
         out: dict[str, float] = {}
-        for name in PARAMS:
-            out[f"dbe/{name}"] = float(self.params[name].mean()) if self.num_envs else 1.0
-            change = self.last_change[name]
-            out[f"dbe/{name}_change"] = float(np.abs(change).mean()) if self.num_envs else 0.0
+        for name, mean, move in zip(PARAMS, means, moves, strict=True):
+            out[f"dbe/{name}"] = mean
+            out[f"dbe/{name}_change"] = move
         out["dbe/regime_switches"] = float(self.last_switches)
         return out
 
@@ -397,9 +474,10 @@ class DynamicBehaviourEngine:
             raise ValueError(
                 f"DBE state is for {np.shape(state['regime'])} envs, engine has {self.num_envs}"
             )
-        for name in PARAMS:
-            self.params[name] = np.asarray(state[name], dtype=np.float64).copy()
-            self.last_change[name] = np.asarray(state[f"{name}_change"], dtype=np.float64).copy()
+        self._set_params(
+            np.array([state[name] for name in PARAMS], dtype=np.float64),
+            np.array([state[f"{name}_change"] for name in PARAMS], dtype=np.float64),
+        )
         self.regime = np.asarray(state["regime"], dtype=np.int64).copy()
         self.win_rate = np.asarray(state["win_rate"], dtype=np.float64).copy()
         self.ret_sq = np.asarray(state["ret_sq"], dtype=np.float64).copy()

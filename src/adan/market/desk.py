@@ -23,6 +23,7 @@ import logging
 import numpy as np
 
 from adan.data.bars import MarketData
+from adan.market.batch import row_sum
 from adan.market.behaviour import DynamicBehaviourEngine
 from adan.market.config import TradingConfig, assign_profiles
 from adan.market.execution import ExecutionModel, Fills, WorkingOrders
@@ -148,7 +149,7 @@ class TradingDesk:
             weights = self.risk.apply(weights, t, pf.equity, pf.drawdown, cap)
             self.clipped = np.logical_or.reduce(list(self.risk.breached.values()))
         elif cap is not None:
-            gross = np.abs(weights).sum(axis=1)
+            gross = row_sum(np.abs(weights))
             weights *= np.minimum(1.0, cap / np.maximum(gross, 1e-300))[:, None]
         return weights
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adan.errors import check
+from adan.market.batch import row_count, row_sum
 
 ORDER_TYPES = ("market", "limit")
 SPREAD_MODELS = ("fixed", "estimated")
@@ -184,7 +185,7 @@ class ExecutionModel:
         """Costs of fills of ``units`` at ``price`` ([N, A]) for orders decided at bars ``t``."""
         size = np.abs(units)
         notional = size * price
-        per_env = notional.sum(axis=1)
+        per_env = row_sum(notional)
         fee = notional * self.fee_rate
         slippage = notional * self.slippage_rate
         spread_rate = self.spread_rate
@@ -192,14 +193,14 @@ class ExecutionModel:
             spread = notional * spread_rate[t]
             total = fee + spread
             total += slippage
-            total = total.sum(axis=1)
+            total = row_sum(total)
         else:  # one rate for every fill: the total needs no per-asset pass
             spread = notional * spread_rate
             total = per_env * (self.fee_rate + spread_rate + self.slippage_rate)
         if self._impact is not None:
             impact = notional * self._impact[t]
             impact *= np.sqrt(size)
-            total += impact.sum(axis=1)
+            total += row_sum(impact)
         else:
             impact = np.zeros_like(notional)
         return Fills(units, price, fee, spread, slippage, impact, total, per_env)
@@ -249,13 +250,13 @@ class WorkingOrders:
         """Book one bar's fills: finished orders go idle, old unfilled ones expire."""
         working = self.state == self.WORKING
         rest = np.abs(order - filled) > _TINY * np.maximum(np.abs(order), 1.0)
-        self.partial += np.count_nonzero(working & rest & (filled != 0), axis=1)
+        self.partial += row_count(working & rest & (filled != 0))
         self.age += working
         done = working & ~rest
         expire = working & rest & (self.age >= self.ttl)
         self.state[done] = self.IDLE
         self.state[expire] = self.EXPIRED
-        self.expired += np.count_nonzero(expire, axis=1)
+        self.expired += row_count(expire)
 
     def cancel_assets(self, mask: np.ndarray) -> None:
         """Stop working the orders of (env, asset) ``mask`` [N, A] (a stop closed the position):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from adan.market.batch import row_dot
+
 _STATE = (
     "cash",
     "units",
@@ -51,7 +53,7 @@ class Portfolio:
 
     def value(self, prices: np.ndarray) -> np.ndarray:
         """Equity [N] if marked at ``prices`` [N, A] (does not change the book)."""
-        return self.cash + np.einsum("na,na->n", self.units, prices)
+        return self.cash + row_dot(self.units, prices)
 
     def rebalance(
         self, target_units: np.ndarray, prices: np.ndarray, costs: np.ndarray
@@ -67,7 +69,7 @@ class Portfolio:
         closing = old * delta < 0
         closed = np.copysign(np.minimum(np.abs(delta), np.abs(old)), old)
         closed *= closing
-        realised = np.einsum("na,na->n", closed, prices - self.avg_price)
+        realised = row_dot(closed, prices - self.avg_price)
 
         adding = old * delta > 0
         avg = self.avg_price
@@ -75,7 +77,7 @@ class Portfolio:
         np.copyto(avg, prices, where=(old * target_units <= 0) & (target_units != 0))
         avg *= target_units != 0
 
-        self.cash -= np.einsum("na,na->n", delta, prices)
+        self.cash -= row_dot(delta, prices)
         self.cash -= costs
         self.realised_pnl += realised
         self.realised_pnl -= costs
@@ -92,7 +94,7 @@ class Portfolio:
 
     def unrealised_pnl(self, prices: np.ndarray) -> np.ndarray:
         """Open-position PnL [N] at ``prices`` [N, A] versus average entry prices."""
-        return np.einsum("na,na->n", self.units, prices - self.avg_price)
+        return row_dot(self.units, prices - self.avg_price)
 
     def weights(self, prices: np.ndarray) -> np.ndarray:
         """Signed position values as fractions of equity [N, A] at ``prices``."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from adan.errors import check
+from adan.market.batch import row_sum
 
 RULES = (
     "max_position",
@@ -201,6 +202,12 @@ def _per_env(values: Sequence[float | None], profile: np.ndarray, none: float) -
     return table[profile]
 
 
+def _per_env_array(value: object, dtype: type, n: int) -> np.ndarray:
+    """``value`` as an [n] array of ``dtype`` (broadcast only when it is not one already)."""
+    value = np.asarray(value, dtype=dtype)
+    return value if value.shape == (n,) else np.broadcast_to(value, (n,))
+
+
 class RiskManager:
     """Per-env risk limits for N envs over A assets, one ``RiskConfig`` per profile.
 
@@ -209,7 +216,8 @@ class RiskManager:
     previous one's output and only shrinks |w|; max_net and max_gross scale the whole book
     uniformly (keeping every ratio), so the result satisfies all limits at once. Per-asset
     clips (tier, max_position, concentration) can loosen an exact hedge; uniform scaling
-    keeps it.
+    keeps it. The rules from tier on are row-local: rows already within every limit (which
+    they would leave unchanged) skip them, and only the others run them, in that order.
 
     **Day rule.** The day's opening equity is the equity at the close of the first bar of a
     new UTC day seen by the env (``day[t]`` differs from the day it last saw), or at the
@@ -270,20 +278,14 @@ class RiskManager:
         self.daily_loss = _per_env([c.daily_loss for c in configs], profile, 0.0)
         self._daily_on = np.array([c.daily_loss is not None for c in configs])[profile]
         self.max_drawdown = _per_env([c.max_drawdown for c in configs], profile, inf)
-
-        # Tiers: profiles padded to K tiers; padding never matches (min_equity = inf).
-        k = max((len(c.tiers) for c in configs if c.tiers), default=0)
-        self.has_tiers = k > 0
-        shape = (len(configs), max(k, 1))
-        t_min, t_pos = np.full(shape, inf), np.full(shape, inf)
-        t_gross, t_risk = np.full(shape, inf), np.full(shape, np.nan)
-        for p, c in enumerate(configs):
-            for j, tier in enumerate(c.tiers or ()):
-                t_min[p, j], t_pos[p, j] = tier.min_equity, tier.max_position
-                t_gross[p, j], t_risk[p, j] = tier.max_gross, tier.risk_per_trade
-        self._tiered = np.array([bool(c.tiers) for c in configs])[profile]
-        self._tier_min, self._tier_pos = t_min[profile], t_pos[profile]
-        self._tier_gross, self._tier_risk = t_gross[profile], t_risk[profile]
+        # Rules off for every env are skipped in ``apply`` (decided once, here).
+        self._has_kill = bool(np.isfinite(self.max_drawdown).any())
+        self._has_daily = bool(self._daily_on.any())
+        self._has_net = bool(np.isfinite(self.max_net).any())
+        self._has_conc = bool(np.isfinite(self.max_concentration).any())
+        # Halt when equity <= day_start x keep; NaN (never true) for envs without the rule.
+        self._daily_keep = np.where(self._daily_on, 1.0 - self.daily_loss, np.nan)
+        self._build_tiers(configs, profile)
 
         # Hedges: one beta table per distinct (asset, window); env -> slot (-1 = none).
         slots: dict[tuple[int, int], int] = {}
@@ -307,6 +309,8 @@ class RiskManager:
             if slots
             else np.zeros((0,) + close.shape)
         )
+        self._hedge_envs = np.flatnonzero(self._hedge_slot >= 0)
+        self._hedge_col = self._hedge_asset[self._hedge_slot[self._hedge_envs]]
 
         self.killed = np.zeros(n, dtype=bool)
         self.halted = np.zeros(n, dtype=bool)  # daily loss hit: flat until a new day
@@ -314,6 +318,47 @@ class RiskManager:
         self.current_day = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         self.clips = {rule: np.zeros(n, dtype=np.int64) for rule in RULES}
         self.breached = {rule: np.zeros(n, dtype=bool) for rule in RULES}
+        # Shared by every rule that changed nothing on a step; read-only so it stays all False.
+        self._unchanged = np.zeros(n, dtype=bool)
+        self._unchanged.flags.writeable = False
+        # The rules ``_limit_rows`` records (tier only with tiers, as it is never applied
+        # without: a restored ``breached["tier"]`` then stays as loaded).
+        self._limit_rules = ("max_position", "max_gross", "max_net", "max_concentration")
+        if self.has_tiers:
+            self._limit_rules += ("tier",)
+
+    def _build_tiers(self, configs: list[RiskConfig], profile: np.ndarray) -> None:
+        """Tier limits as flat tables over slots: a profile with K tiers owns K slots (tier
+        j at slot base + j), one without tiers owns one slot (tier -1: no limit, NaN risk).
+        ``_tier_slot`` turns equity into each env's slot, so a lookup is one gather; the
+        ``_tab_*_limit`` tables fold in the profile's own max_position / max_gross."""
+        inf = np.inf
+        pos, gross, risk, index, pos_limit, gross_limit, base = [], [], [], [], [], [], []
+        self._tier_search = []  # (-thresholds ascending, slot base, member envs or None)
+        for p, c in enumerate(configs):
+            base.append(len(pos))
+            own_pos = inf if c.max_position is None else c.max_position
+            own_gross = inf if c.max_gross is None else c.max_gross
+            tiers = [(t.max_position, t.max_gross, t.risk_per_trade) for t in c.tiers or ()]
+            for j, (t_pos, t_gross, t_risk) in enumerate(tiers or [(inf, inf, np.nan)]):
+                pos.append(t_pos)
+                gross.append(t_gross)
+                risk.append(t_risk)
+                index.append(j if tiers else -1)
+                pos_limit.append(min(t_pos, own_pos))
+                gross_limit.append(min(t_gross, own_gross))
+            members = profile == p
+            if len(tiers) > 1 and members.any():
+                # Equity below the first threshold uses the first tier: only the others count.
+                mins = np.array([t.min_equity for t in c.tiers[1:]], dtype=np.float64)
+                self._tier_search.append(
+                    (-mins[::-1], base[-1], None if members.all() else members)
+                )
+        self.has_tiers = any(bool(c.tiers) for c in configs)
+        self._slot_base = np.array(base, dtype=np.int64)[profile]
+        self._tab_pos, self._tab_gross = np.array(pos), np.array(gross)
+        self._tab_risk, self._tab_index = np.array(risk), np.array(index, dtype=np.int64)
+        self._tab_pos_limit, self._tab_gross_limit = np.array(pos_limit), np.array(gross_limit)
 
     # --------------------------------------------------------------------------- apply
     def apply(
@@ -333,93 +378,171 @@ class RiskManager:
         n = self.num_envs
         if w.shape != (n, self.num_assets):
             raise ValueError(f"weights have shape {w.shape}, expected ({n}, {self.num_assets})")
-        t = np.broadcast_to(np.asarray(t, dtype=np.int64), (n,))
+        t = _per_env_array(t, np.int64, n)
         equity = np.asarray(equity, dtype=np.float64)
         drawdown = np.asarray(drawdown, dtype=np.float64)
+        if exposure_cap is not None:
+            exposure_cap = _per_env_array(exposure_cap, np.float64, n)
 
         # Kill switch: sticky until reset_envs.
-        self.killed |= drawdown >= self.max_drawdown
-        self._record("kill_switch", self._flatten(w, self.killed))
+        if self._has_kill:
+            self.killed |= drawdown >= self.max_drawdown
+        self._flatten("kill_switch", w, self.killed)
 
         # Daily loss: a new day re-bases the opening equity and lifts the halt.
         today = self.day[t]
         new_day = today != self.current_day
-        self.current_day = np.where(new_day, today, self.current_day)
-        self.day_start_equity = np.where(new_day, equity, self.day_start_equity)
-        self.halted &= ~new_day
-        self.halted |= self._daily_on & (equity <= self.day_start_equity * (1.0 - self.daily_loss))
-        self._record("daily_loss", self._flatten(w, self.halted))
+        self.current_day = today  # where(new_day, today, current_day) is today everywhere
+        if new_day.any():
+            np.copyto(self.day_start_equity, equity, where=new_day)
+            self.halted &= ~new_day
+        if self._has_daily:
+            self.halted |= equity <= self.day_start_equity * self._daily_keep
+        self._flatten("daily_loss", w, self.halted)
 
-        self._hedge(w, t)
+        if self._hedge_envs.size:
+            self._hedge(w, t)
 
-        if self.has_tiers:
-            before = w.copy()
-            idx = self.tier_index(equity)
-            rows = np.arange(n)
-            safe = np.maximum(idx, 0)
-            pos = np.where(idx >= 0, self._tier_pos[rows, safe], np.inf)
-            gross = np.where(idx >= 0, self._tier_gross[rows, safe], np.inf)
-            np.clip(w, -pos[:, None], pos[:, None], out=w)
-            _scale_gross(w, gross)
-            self._record("tier", (w != before).any(axis=1))
-
-        before = w.copy()
-        np.clip(w, -self.max_position[:, None], self.max_position[:, None], out=w)
-        self._record("max_position", (w != before).any(axis=1))
-
-        self._record("max_concentration", _cap_concentration(w, self.max_concentration))
-
-        net = np.abs(w.sum(axis=1))
-        over = net > self.max_net
-        if over.any():
-            w[over] *= (self.max_net[over] / net[over])[:, None]
-        self._record("max_net", over)
-
-        cap = self.max_gross if exposure_cap is None else np.minimum(self.max_gross, exposure_cap)
-        self._record("max_gross", _scale_gross(w, cap))
+        # Rows within every limit would come out of the rules unchanged: only the others
+        # (usually a few, or none) run them.
+        slot = self._tier_slot(equity) if self.has_tiers else None
+        within = self._within_limits(w, slot, exposure_cap)
+        rows = None if within.all() else np.flatnonzero(~within)
+        self._limit_rows(w, rows, slot, exposure_cap)
         return w
 
-    def _record(self, rule: str, changed: np.ndarray) -> None:
-        self.breached[rule] = changed
-        self.clips[rule] += changed
+    def _within_limits(
+        self, w: np.ndarray, slot: np.ndarray | None, exposure_cap: np.ndarray | None
+    ) -> np.ndarray:
+        """[N] bool: rows that tier, max_position, max_concentration, max_net and max_gross
+        would all leave unchanged (computed as those rules do; a NaN row is never within)."""
+        if slot is None:
+            pos_limit, gross_limit = self.max_position, self.max_gross
+        else:
+            pos_limit, gross_limit = self._tab_pos_limit[slot], self._tab_gross_limit[slot]
+        if exposure_cap is not None:
+            gross_limit = np.minimum(gross_limit, exposure_cap)
+        mag = np.abs(w)
+        big, gross = _row_max(mag), row_sum(mag)
+        within = big <= pos_limit
+        within &= gross <= gross_limit
+        if self._has_conc:
+            with np.errstate(invalid="ignore"):
+                within &= ~((big > self.max_concentration * gross) & (gross > 0))
+        if self._has_net:
+            within &= np.abs(row_sum(w)) <= self.max_net
+        return within
 
-    @staticmethod
-    def _flatten(w: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Zero rows ``mask`` of ``w`` in place; return which rows had a position to drop."""
-        changed = mask & (w != 0).any(axis=1)
-        w[mask] = 0.0
-        return changed
+    def _limit_rows(
+        self,
+        w: np.ndarray,
+        rows: np.ndarray | None,
+        slot: np.ndarray | None,
+        exposure_cap: np.ndarray | None,
+    ) -> None:
+        """Tier -> max_position -> max_concentration -> max_net -> max_gross / exposure_cap
+        on rows ``rows`` of ``w`` (None: none), in place, recording every rule."""
+        if rows is None:
+            for rule in self._limit_rules:
+                self.breached[rule] = self._unchanged
+            return
+        sub = w[rows]
+        if self.has_tiers:
+            before = sub.copy()
+            pos = self._tab_pos[slot[rows], None]
+            np.clip(sub, -pos, pos, out=sub)
+            _scale_gross(sub, self._tab_gross[slot[rows]])
+            self._record_rows("tier", rows, (sub != before).any(axis=1))
+
+        before = sub.copy()
+        pos = self.max_position[rows, None]
+        np.clip(sub, -pos, pos, out=sub)
+        self._record_rows("max_position", rows, (sub != before).any(axis=1))
+
+        # Without a finite limit anywhere these two can change no row: skipped.
+        if self._has_conc:
+            conc = _cap_concentration(sub, self.max_concentration[rows])
+            self._record_rows("max_concentration", rows, conc)
+        else:
+            self.breached["max_concentration"] = self._unchanged
+
+        if self._has_net:
+            max_net = self.max_net[rows]
+            net = np.abs(sub.sum(axis=1))
+            over = net > max_net
+            if over.any():
+                sub[over] *= (max_net[over] / net[over])[:, None]
+            self._record_rows("max_net", rows, over)
+        else:
+            self.breached["max_net"] = self._unchanged
+
+        cap = self.max_gross[rows]
+        if exposure_cap is not None:
+            cap = np.minimum(cap, exposure_cap[rows])
+        self._record_rows("max_gross", rows, _scale_gross(sub, cap))
+        w[rows] = sub
+
+    def _record_rows(self, rule: str, rows: np.ndarray, changed: np.ndarray) -> None:
+        """Rule ``rule`` changed rows ``rows[changed]`` (and no other row) on this step."""
+        if changed.any():
+            breached = np.zeros(self.num_envs, dtype=bool)
+            breached[rows] = changed
+            self.clips[rule][rows] += changed
+        else:
+            breached = self._unchanged
+        self.breached[rule] = breached
+
+    def _flatten(self, rule: str, w: np.ndarray, mask: np.ndarray) -> None:
+        """Zero rows ``mask`` of ``w`` in place; those that had a position count for ``rule``."""
+        if not mask.any():
+            self.breached[rule] = self._unchanged
+            return
+        rows = np.flatnonzero(mask)
+        self._record_rows(rule, rows, (w[rows] != 0).any(axis=1))
+        w[rows] = 0.0
 
     def _hedge(self, w: np.ndarray, t: np.ndarray) -> None:
         """Set each hedged env's hedge-asset weight to -sum_{a != h} beta[t, a] w_a."""
-        envs = np.flatnonzero(self._hedge_slot >= 0)
-        if envs.size == 0:
-            return
-        slot = self._hedge_slot[envs]
-        h = self._hedge_asset[slot]
-        beta = self._betas[slot, t[envs]].copy()  # [n_h, A]
+        envs, h = self._hedge_envs, self._hedge_col
+        beta = self._betas[self._hedge_slot[envs], t[envs]]  # [n_h, A], a new array
         beta[np.arange(envs.size), h] = 0.0
         w[envs, h] = -np.einsum("na,na->n", beta, w[envs])
 
     # ------------------------------------------------------------------------ queries
+    def _tier_slot(self, equity: np.ndarray) -> np.ndarray:
+        """[N] each env's current tier as a slot of the ``_tab_*`` tables (see _build_tiers).
+
+        The tier is the last one whose min_equity <= equity, and at least the first: the
+        count of thresholds after the first that are <= equity. With the thresholds negated
+        and ascending that is len - searchsorted(-thresholds, -equity), which, unlike the
+        direct search, also gives 0 for NaN equity (NaN sorts last)."""
+        if not self._tier_search:
+            return self._slot_base
+        neg_equity = -np.asarray(equity, dtype=np.float64)
+        slot = None
+        for neg_mins, base, members in self._tier_search:
+            above = np.searchsorted(neg_mins, neg_equity)  # thresholds > equity
+            if members is None:  # the profile holds every env
+                return (base + len(neg_mins)) - above
+            if slot is None:
+                slot = self._slot_base.copy()
+            np.subtract(base + len(neg_mins), above, out=slot, where=members)
+        return slot
+
     def tier_index(self, equity: np.ndarray) -> np.ndarray:
         """[N] int tier each env's ``equity`` falls in (-1 without tiers).
 
         The tier is the last one whose min_equity <= equity; equity below the first tier's
         threshold uses the first tier.
         """
-        equity = np.asarray(equity, dtype=np.float64)
-        idx = (self._tier_min <= equity[:, None]).sum(axis=1) - 1
-        return np.where(self._tiered, np.maximum(idx, 0), -1)
+        return self._tab_index[self._tier_slot(equity)]
 
     def risk_per_trade(self, equity: np.ndarray) -> np.ndarray | None:
         """[N] the current tier's risk_per_trade (NaN for envs of a profile without tiers),
         or None when no profile has tiers."""
         if not self.has_tiers:
             return None
-        idx = self.tier_index(equity)
-        value = self._tier_risk[np.arange(self.num_envs), np.maximum(idx, 0)]
-        return np.where(idx >= 0, value, np.nan)
+        return self._tab_risk[self._tier_slot(equity)]
 
     def summary(self) -> dict[str, float]:
         """For logging: total clips per rule (all envs, cumulative), killed / halted fractions."""
@@ -470,6 +593,18 @@ class RiskManager:
 
 
 # ----------------------------------------------------------------------- book operations
+def _row_max(mag: np.ndarray) -> np.ndarray:
+    """[N] max over assets of ``mag`` [N, A] >= 0 (NaN if any is), as ``mag.max(axis=1)``.
+
+    Up to 2 assets column by column: numpy's axis-1 reductions over tiny rows are ~10x
+    slower than one elementwise op."""
+    if mag.shape[1] == 1:
+        return mag[:, 0]
+    if mag.shape[1] == 2:
+        return np.maximum(mag[:, 0], mag[:, 1])
+    return mag.max(axis=1, initial=0.0)
+
+
 def _scale_gross(w: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Scale rows of ``w`` in place so sum |w| <= ``cap`` [N]; return the rows scaled."""
     gross = np.abs(w).sum(axis=1)

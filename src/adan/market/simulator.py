@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from adan.data.bars import MarketData
+from adan.market.batch import row_count, row_dot, row_sum
 from adan.market.config import TradingConfig
 from adan.market.desk import TradingDesk
 from adan.market.episode import EpisodeStats
@@ -38,7 +39,7 @@ NUM_REGIMES = 4
 
 def _per_env(per_asset: np.ndarray) -> np.ndarray:
     """Sum over assets: [N, A] -> [N]."""
-    return per_asset.sum(axis=1)
+    return row_sum(per_asset)
 
 
 def market_key(rule: str) -> str:
@@ -258,11 +259,11 @@ class MarketSimulator:
             slippage, impact = slippage + exits.slippage, impact + exits.impact
             cost = cost + exits.total
             traded = traded + exits.notional
-            stop_exits = np.count_nonzero(exits.units, axis=1)
+            stop_exits = row_count(exits.units)
         safe_equity = np.maximum(equity, self._ruin_level)
         net_log_return = np.log(safe_equity / prev_equity)
         turnover = traded / desk.equity_open
-        exposure = np.einsum("na,na->n", np.abs(pf.units), mark_price)
+        exposure = row_dot(np.abs(pf.units), mark_price)
         exposure /= safe_equity
         regime = desk.regimes[t1]
         outcome = StepOutcome(
@@ -287,7 +288,7 @@ class MarketSimulator:
             turnover,
             cost,
             held,
-            np.count_nonzero(fills.units, axis=1) + stop_exits,
+            row_count(fills.units) + stop_exits,
             stop_exits,
             desk.clipped,
         )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adan.errors import check
+from adan.market.batch import row_sum
 from adan.market.execution import bar_volatility
 
 SIZING_MODES = ("fixed", "vol_target", "risk_per_trade", "kelly")
@@ -80,7 +81,7 @@ def action_weights(actions: np.ndarray, action_mode: str, allow_short: bool) -> 
 
 def cap_gross(weights: np.ndarray, max_gross: float | np.ndarray) -> np.ndarray:
     """Scale each row down (in place) so ``sum |w| <= max_gross``; returns ``weights``."""
-    gross = np.abs(weights).sum(axis=1)
+    gross = row_sum(np.abs(weights))
     over = gross > max_gross
     if over.any():
         weights *= np.where(over, max_gross / np.maximum(gross, 1e-300), 1.0)[:, None]

@@ -127,6 +127,15 @@ class StopBook:
 
         self.stop_loss = per_env("stop_loss")
         self.take_profit = per_env("take_profit")
+        # Hot-path constants, decided once. Per-env values are spread over the assets: an
+        # [N, A] x [N, A] product is several times cheaper than an [N, A] x [N, 1] broadcast.
+        self._env_na = np.repeat(np.arange(n), a).reshape(n, a)  # [N] -> [N, A] by take
+        self._stop_loss_na = self.stop_loss.take(self._env_na)
+        self._take_profit_na = self.take_profit.take(self._env_na)
+        self._has_stop = bool(np.isfinite(self.stop_loss).any())  # else every stop is NaN
+        self._has_target = bool(np.isfinite(self.take_profit).any())
+        self._pct_na = (self.mode == PCT).take(self._env_na)
+        self._all_pct = bool(n and (self.mode == PCT).all())
 
         # One ATR table per distinct window of the atr profiles; env -> slot (-1 = none).
         windows = sorted({c.atr_window for c in configs if c.mode == "atr"})
@@ -139,6 +148,8 @@ class StopBook:
             self._atr = np.stack([average_true_range(high, low, close, w) for w in windows])
         else:
             self._atr = np.zeros((0, 1, a))
+        self._atr_envs = np.flatnonzero(self._atr_slot >= 0)
+        self._all_one_atr = bool(n and len(windows) == 1 and self._atr_envs.size == n)
 
         self.stop = np.full((n, a), np.nan)
         self.target = np.full((n, a), np.nan)
@@ -165,27 +176,52 @@ class StopBook:
             return
         before = np.asarray(units_before, dtype=np.float64)
         after = np.asarray(units_after, dtype=np.float64)
-        price = np.asarray(fill_price, dtype=np.float64)
         side = np.sign(after)
-        opened = (after != 0) & (side != np.sign(before))
+        changed = side != np.sign(before)  # opened, flipped or closed
         closed = after == 0
-        self.stop[closed] = np.nan
-        self.target[closed] = np.nan
-        if not opened.any():
-            return
+        if np.count_nonzero(changed):  # else the usual bar: positions only change size
+            price = np.asarray(fill_price, dtype=np.float64)
+            signed_unit = self._unit_distance(price, t) * side  # distance per multiple
+            if self._has_stop:
+                stop = signed_unit * self._multiple(self.stop_loss, self._stop_loss_na, stop_mult)
+                np.subtract(price, stop, out=stop)
+                np.putmask(self.stop, changed, stop)
+            else:
+                np.putmask(self.stop, changed, np.nan)
+            if self._has_target:
+                mult = self._multiple(self.take_profit, self._take_profit_na, target_mult)
+                target = signed_unit * mult
+                target += price
+                np.putmask(self.target, changed, target)
+            else:
+                np.putmask(self.target, changed, np.nan)
+        if np.count_nonzero(closed):  # no levels, whatever the update above wrote
+            np.putmask(self.stop, closed, np.nan)
+            np.putmask(self.target, closed, np.nan)
 
-        unit = np.where((self.mode == PCT)[:, None], price, np.nan)  # distance per multiple
-        atr_envs = np.flatnonzero(self._atr_slot >= 0)
-        if atr_envs.size:
-            t = np.broadcast_to(np.asarray(t, dtype=np.int64), (self.num_envs,))
-            unit[atr_envs] = self._atr[self._atr_slot[atr_envs], t[atr_envs]]
-        ones = np.ones(self.num_envs)
-        s_mult = ones if stop_mult is None else np.asarray(stop_mult, dtype=np.float64)
-        t_mult = ones if target_mult is None else np.asarray(target_mult, dtype=np.float64)
-        stop_dist = unit * (self.stop_loss * s_mult)[:, None]
-        target_dist = unit * (self.take_profit * t_mult)[:, None]
-        np.copyto(self.stop, price - side * stop_dist, where=opened)
-        np.copyto(self.target, price + side * target_dist, where=opened)
+    def _unit_distance(self, price: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Level distance per unit multiple [N, A] (read only): the fill price for pct envs,
+        ATR[t] for atr envs, NaN for the others."""
+        if self._all_pct:
+            return price
+        t = np.asarray(t, dtype=np.int64)
+        if t.shape != (self.num_envs,):
+            t = np.broadcast_to(t, (self.num_envs,))
+        if self._all_one_atr:
+            return self._atr[0].take(t, axis=0)
+        unit = np.where(self._pct_na, price, np.nan)
+        envs = self._atr_envs
+        if envs.size:
+            unit[envs] = self._atr[self._atr_slot[envs], t[envs]]
+        return unit
+
+    def _multiple(
+        self, per_env: np.ndarray, per_env_na: np.ndarray, mult: np.ndarray | None
+    ) -> np.ndarray:
+        """The per-env multiple over assets [N, A] (read only), x ``mult`` [N] when given."""
+        if mult is None:
+            return per_env_na
+        return (per_env * np.asarray(mult, dtype=np.float64)).take(self._env_na)
 
     def check(
         self, units: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray
@@ -199,34 +235,57 @@ class StopBook:
         through the target. Does not clear levels (see ``clear``); updates ``counts``.
         """
         units = np.asarray(units, dtype=np.float64)
-        open_, high, low = (np.asarray(x, dtype=np.float64) for x in (open_, high, low))
-        long, short = units > 0, units < 0
+        open_ = np.asarray(open_, dtype=np.float64)
+        high = np.asarray(high, dtype=np.float64)
+        low = np.asarray(low, dtype=np.float64)
         stop, target = self.stop, self.target
+        # Which positions exit: those with a level gapped through by the open or touched by
+        # the range, i.e. reached by the lower of (open, low) or the higher of (open, high).
+        # fmin / fmax ignore a NaN price, as the separate comparisons would.
+        lowest, highest = np.fmin(open_, low), np.fmax(open_, high)
+        exit_ = lowest <= stop
+        exit_ |= highest >= target
+        exit_ &= units > 0
+        short_exit = highest >= stop
+        short_exit |= lowest <= target
+        short_exit &= units < 0
+        exit_ |= short_exit
+        exit_price = np.empty(exit_.shape)
+        exit_price.fill(np.nan)
+        kind = np.zeros(exit_.shape, dtype=np.int8)
+        if not np.count_nonzero(exit_):  # the usual bar: no level reached
+            return exit_, exit_price, kind
+
+        # How they exit, on the exiting positions only (flat indices into [N, A]).
+        at = exit_.ravel().nonzero()[0]
+        long = units.take(at) > 0  # else short: only open positions exit
+        o, h, lo = open_.take(at), high.take(at), low.take(at)
+        s, g = stop.take(at), target.take(at)
         # Gaps: the open is already through a level (at most one can be: stop < target).
-        stop_gap = (long & (open_ <= stop)) | (short & (open_ >= stop))
-        target_gap = (long & (open_ >= target)) | (short & (open_ <= target))
+        stop_gap = np.where(long, o <= s, o >= s)
+        target_gap = np.where(long, o >= g, o <= g)
         # Touches within the bar's range.
-        stop_hit = (long & (low <= stop)) | (short & (high >= stop))
-        target_hit = (long & (high >= target)) | (short & (low <= target))
+        stop_hit = np.where(long, lo <= s, h >= s)
+        target_hit = np.where(long, h >= g, lo <= g)
 
         is_target = target_gap | (target_hit & ~stop_hit)
-        is_stop = (stop_hit | stop_gap) & ~is_target
-        gap = (stop_gap & is_stop) | (target_gap & is_target)
-        kind = np.where(is_stop, EXIT_STOP, np.where(is_target, EXIT_TARGET, EXIT_NONE))
-        kind = kind.astype(np.int8)
-        exit_ = kind != EXIT_NONE
-        level = np.where(is_stop, stop, target)
-        exit_price = np.where(gap, open_, np.where(exit_, level, np.nan))
+        is_stop = ~is_target  # every position here exits
+        gap = np.where(is_stop, stop_gap, target_gap)
+        kind.put(at, np.where(is_stop, EXIT_STOP, EXIT_TARGET))
+        exit_price.put(at, np.where(gap, o, np.where(is_stop, s, g)))
 
-        self.counts["stop"] += is_stop.sum(axis=1)
-        self.counts["target"] += is_target.sum(axis=1)
-        self.counts["gap"] += gap.sum(axis=1)
+        env = at // self.num_assets
+        np.add.at(self.counts["stop"], env[is_stop], 1)
+        np.add.at(self.counts["target"], env[is_target], 1)
+        np.add.at(self.counts["gap"], env[gap], 1)
         return exit_, exit_price, kind
 
     def clear(self, mask_na: np.ndarray) -> None:
         """Drop the levels of positions ``mask_na`` [N, A] (closed by an exit)."""
-        self.stop[mask_na] = np.nan
-        self.target[mask_na] = np.nan
+        mask_na = np.asarray(mask_na, dtype=bool)
+        if np.count_nonzero(mask_na):
+            np.putmask(self.stop, mask_na, np.nan)
+            np.putmask(self.target, mask_na, np.nan)
 
     def summary(self) -> dict[str, float]:
         """For logging: total exits of each kind over all envs (cumulative)."""

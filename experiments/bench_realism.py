@@ -31,6 +31,10 @@ PROFILES = ("default", "conservative", "moderate", "aggressive", "multi_profile"
 BATCHES = (64, 1024, 4096)
 RESULTS = Path(__file__).parent / "results" / "bench_realism.md"
 WINDOW = 32
+PATTERNS = {
+    "random": "drawn anew every bar, so every position changes every bar (the worst case)",
+    "persistent": "each env redraws with probability 0.05 a bar (positions held ~20 bars)",
+}
 
 
 def market():
@@ -61,9 +65,25 @@ def trading(profile: str):
     return instantiate(cfg.trading)
 
 
-def bench_cell(profile: str, num_envs: int, seconds: float) -> float:
-    """Env-steps/s of a VecTradingEnv stepped with pre-generated random actions."""
+def actions(pattern: str, num_envs: int, steps: int = 256):
+    """Pre-generated actions [steps, N, 2]: ``random`` draws every bar anew (every position
+    changes every bar: the worst case); ``persistent`` keeps each env's action and redraws it
+    with probability 0.05 a bar (positions held for ~20 bars, as a trained policy holds)."""
     import numpy as np
+
+    rng = np.random.default_rng(1)
+    draws = rng.uniform(-1, 1, (steps, num_envs, 2)).astype(np.float32)
+    if pattern == "random":
+        return draws
+    keep = rng.random((steps, num_envs, 1)) > 0.05
+    out = draws.copy()
+    for k in range(1, steps):
+        out[k] = np.where(keep[k], out[k - 1], draws[k])
+    return out
+
+
+def bench_cell(profile: str, num_envs: int, seconds: float, pattern: str) -> float:
+    """Env-steps/s of a VecTradingEnv stepped with pre-generated actions."""
 
     from adan.envs import VecTradingEnv
     from adan.rewards import SimpleReward
@@ -72,29 +92,41 @@ def bench_cell(profile: str, num_envs: int, seconds: float) -> float:
     env = VecTradingEnv(data, trading(profile), SimpleReward(), num_envs=num_envs,
                         window=WINDOW, episode_length=256, seed=0)  # fmt: skip
     env.reset(seed=0)
-    actions = np.random.default_rng(1).uniform(-1, 1, (64, num_envs, 2)).astype(np.float32)
+    acts = actions(pattern, num_envs)
     for i in range(20):
-        env.step(actions[i % 64])
+        env.step(acts[i])
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for i in range(64):
-            env.step(actions[i])
-        steps += 64
+        for a in acts:
+            env.step(a)
+        steps += len(acts)
     return steps * num_envs / (time.perf_counter() - start)
 
 
-def run_child(profile: str, seconds: float, src: Path) -> dict[int, float]:
+def run_child(profile: str, seconds: float, src: Path, pattern: str) -> dict[int, float]:
     """Time every batch size of one profile in a fresh process importing ``src``."""
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1")  # fmt: skip
     code = (
         f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         f"import bench_realism as b; "
-        f"print(json.dumps({{n: b.bench_cell({profile!r}, n, {seconds}) for n in {BATCHES}}}))"
+        f"print(json.dumps({{n: b.bench_cell({profile!r}, n, {seconds}, {pattern!r}) "
+        f"for n in {BATCHES}}}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=ROOT)  # fmt: skip
     return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def table(rows: dict[str, dict[int, float]], against: str) -> list[str]:
+    lines = [
+        "| trading | " + " | ".join(f"N={n}" for n in BATCHES) + " |",
+        "|---|" + "---:|" * len(BATCHES),
+    ]
+    for name, cells in rows.items():
+        parts = [f"{cells[n]:,.0f} ({rows[against][n] / cells[n]:.2f}x)" for n in BATCHES]
+        lines.append(f"| {name} | " + " | ".join(parts) + " |")
+    return lines
 
 
 def main() -> None:
@@ -103,39 +135,42 @@ def main() -> None:
     parser.add_argument("--baseline-ref", help="git revision whose simulator to time as well")
     args = parser.parse_args()
     seconds = 0.5 if args.quick else 2.0
-    rows: dict[str, dict[int, float]] = {}
-    if args.baseline_ref:
-        with tempfile.TemporaryDirectory() as tmp:
-            tree = Path(tmp) / "baseline"
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline_ref],
-                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-            try:
-                rows[f"foundation ({args.baseline_ref})"] = run_child(
-                    "foundation", seconds, tree / "src"
-                )
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
-                               check=True, capture_output=True)  # fmt: skip
-    for profile in PROFILES:
-        rows[profile] = run_child(profile, seconds, ROOT / "src")
-        print(profile, {n: f"{v:,.0f}" for n, v in rows[profile].items()}, flush=True)
-    reference = next(iter(rows))
     lines = [
         "# What trading realism costs",
         "",
         "Env-steps/s of `VecTradingEnv` on the default synthetic market (2 assets, 9 features,",
-        f"window {WINDOW}, random actions, one thread), per trading profile and batch size;",
-        f"in brackets the slowdown against `{reference}`.",
+        f"window {WINDOW}, one thread), per trading profile and batch size; in brackets the",
+        "slowdown against the first row. Each profile turns on realistic execution, sizing,",
+        "stops, risk limits, the behaviour engine and the regime in the observation.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. Command: `python experiments/bench_realism.py"
         + (f" --baseline-ref {args.baseline_ref}`" if args.baseline_ref else "`"),
-        "",
-        "| trading | " + " | ".join(f"N={n}" for n in BATCHES) + " |",
-        "|---|" + "---:|" * len(BATCHES),
     ]
-    for name, cells in rows.items():
-        parts = [f"{cells[n]:,.0f} ({rows[reference][n] / cells[n]:.2f}x)" for n in BATCHES]
-        lines.append(f"| {name} | " + " | ".join(parts) + " |")
+    tree = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.baseline_ref:
+            tree = Path(tmp) / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline_ref],
+                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+        try:
+            for pattern in PATTERNS:
+                rows: dict[str, dict[int, float]] = {}
+                if tree is not None:
+                    name = f"foundation ({args.baseline_ref})"
+                    rows[name] = run_child("foundation", seconds, tree / "src", pattern)
+                for profile in PROFILES:
+                    rows[profile] = run_child(profile, seconds, ROOT / "src", pattern)
+                    print(pattern, profile, {n: f"{v:,.0f}" for n, v in rows[profile].items()},
+                          flush=True)  # fmt: skip
+                lines += ["", f"## {pattern} actions: {PATTERNS[pattern]}", ""]
+                lines += table(rows, next(iter(rows)))
+                if tree is not None:
+                    lines += ["", "Against `default` (today's code, every stage off):", ""]
+                    lines += table({k: v for k, v in rows.items() if k in PROFILES}, "default")
+        finally:
+            if tree is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                               check=True, capture_output=True)  # fmt: skip
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(exist_ok=True)

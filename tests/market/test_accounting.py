@@ -171,3 +171,21 @@ def test_costs_scale_with_config():
     _, _, _, _, info = sim.step(np.array([[1.0]]))
     assert info["fee"][0] == pytest.approx(10.0)
     assert info["spread"][0] == 0.0 and info["slippage"][0] == 0.0
+
+
+def test_closing_positions_books_exactly_as_rebalancing_them_to_zero():
+    from adan.market import Portfolio
+
+    rng = np.random.default_rng(4)
+    first, added = rng.normal(0, 5, (6, 3)), rng.normal(0, 2, (6, 3))
+    books = [Portfolio(6, 3, 1000.0) for _ in range(2)]
+    for pf in books:  # open, then add to or reduce the positions
+        pf.rebalance(first, np.full((6, 3), 100.0), np.full(6, 1.0))
+        pf.rebalance(pf.units + added, np.full((6, 3), 101.0), np.zeros(6))
+    mask = np.random.default_rng(6).random((6, 3)) < 0.5
+    prices, costs = np.random.default_rng(7).uniform(90, 110, (6, 3)), np.full(6, 0.5)
+    books[0].close(mask, prices, costs)
+    books[1].rebalance(np.where(mask, 0.0, books[1].units), prices, costs)
+    for name, value in books[0].state_dict().items():
+        np.testing.assert_allclose(value, books[1].state_dict()[name], rtol=1e-12, err_msg=name)
+    assert (books[0].units[mask] == 0).all() and (books[0].avg_price[mask] == 0).all()

@@ -187,3 +187,26 @@ def test_hedged_book_has_no_beta_to_the_hedge_asset():
         if hedge:
             assert (sim.portfolio.units[0, 1] < 0).all()  # the hedge is short
     assert abs(betas["SYN1"]) < 0.1 < betas[None]
+
+
+@pytest.mark.parametrize("mode", ["pct", "atr"])
+def test_risk_per_trade_sizes_from_the_stop_the_desk_will_set(mode):
+    from adan.market.sizing import SizingConfig
+    from adan.market.stops import average_true_range
+
+    data = synthetic()
+    stops = StopsConfig(mode=mode, stop_loss=0.04 if mode == "pct" else 2.0, atr_window=14)
+    trading = TradingConfig(**FREE, max_leverage=5.0, stops=stops,
+                            sizing=SizingConfig(mode="risk_per_trade", risk_per_trade=0.01))  # fmt: skip
+    sim = MarketSimulator(data, 4, window=16, episode_length=100, trading=trading, seed=0)
+    t = sim.t.copy()
+    weights = sim.desk.decide(np.full((4, 2), 0.5), t, sim.portfolio)
+    if mode == "pct":
+        distance = np.full((4, 2), 0.04)
+    else:
+        atr = average_true_range(data.high, data.low, data.close, 14)
+        distance = 2.0 * atr[t] / data.close[t]
+    np.testing.assert_allclose(weights * distance, 0.5 * 0.01, rtol=1e-12)
+    sim.step(np.full((4, 2), 0.5))  # the stop it then sets is at that distance from the fill
+    fill = sim.portfolio.avg_price
+    np.testing.assert_allclose((fill - sim.desk.stops.stop) / fill, distance, rtol=0.05)

@@ -101,10 +101,11 @@ class TradingConfig:
                 for name, value in self.profiles.items()
             }
         for name, profile in self.profile_configs():
-            if profile.sizing.mode == "risk_per_trade" and profile.stops.mode == "none":
+            no_stop = profile.stops.mode == "none" or profile.stops.stop_loss is None
+            if profile.sizing.mode == "risk_per_trade" and no_stop:
                 raise ConfigError(
                     f"trading profile {name!r}: sizing.mode=risk_per_trade sizes from the stop "
-                    "distance; set trading.stops.mode to pct or atr"
+                    "distance; set trading.stops.mode to pct or atr, with a stop_loss"
                 )
         for name in ("fee_bps", "half_spread_bps", "slippage_bps"):
             value = self._number(name)

@@ -31,7 +31,7 @@ from adan.market.portfolio import Portfolio
 from adan.market.regimes import MarketRegimeDetector
 from adan.market.risk import RiskManager
 from adan.market.sizing import PositionSizer
-from adan.market.stops import StopBook, average_true_range
+from adan.market.stops import StopBook
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,6 @@ class TradingDesk:
         )
         if not self.stops.active:
             self.stops = None
-        self._stop_distance = None
-        if self.sizer.needs_stop_distance:
-            self._stop_distance = self._stop_distance_table(cfgs, high, low, close)
         ex = trading.execution
         self.execution = ExecutionModel(
             ex,
@@ -112,26 +109,10 @@ class TradingDesk:
         self.clipped = np.zeros(num_envs, dtype=bool)  # a risk rule acted this step
         self.equity_open = np.ones(num_envs)  # equity at the last fill bar's open
 
-    def _stop_distance_table(self, cfgs, high, low, close) -> tuple[np.ndarray, np.ndarray]:
-        """(stop distance per env as a fraction of price [N] for pct stops, ATR/close [T, A]
-        multiplier per env [N] for ATR stops), for risk-per-trade sizing."""
-        pct = np.array([c.stops.stop_loss if c.stops.mode == "pct" else 0.0 for c in cfgs])
-        atr_k = np.array([c.stops.stop_loss if c.stops.mode == "atr" else 0.0 for c in cfgs])
-        windows = {c.stops.atr_window for c in cfgs if c.stops.mode == "atr"}
-        atr_frac = None
-        if windows:
-            atr_frac = average_true_range(high, low, close, max(windows)) / close
-        return pct[self.profile], atr_k[self.profile], atr_frac
-
     def stop_distance(self, t: np.ndarray) -> np.ndarray:
-        """Distance of a stop set at bar t, as a fraction of price [N, A]."""
-        pct, atr_k, atr_frac = self._stop_distance
-        dist = np.broadcast_to(pct[:, None], (len(t), self.num_assets)).copy()
-        if atr_frac is not None:
-            dist += atr_k[:, None] * atr_frac[t]
-        if self.dbe is not None:
-            dist *= self.dbe.params["stop"][:, None]
-        return dist
+        """Distance of a stop set at bar t, as a fraction of its close [N, A]."""
+        mult = self.dbe.params["stop"] if self.dbe is not None else None
+        return self.stops.stop_fraction(t, self._close.take(t, axis=0), mult)
 
     # ------------------------------------------------------------------------ one decision
     def decide(self, actions: np.ndarray, t: np.ndarray, pf: Portfolio) -> np.ndarray:
@@ -139,7 +120,7 @@ class TradingDesk:
         tier_risk = None
         if self.risk is not None:
             tier_risk = self.risk.risk_per_trade(pf.equity)
-        distance = self.stop_distance(t) if self._stop_distance is not None else None
+        distance = self.stop_distance(t) if self.sizer.needs_stop_distance else None
         weights = self.sizer.weights(actions, t, distance, tier_risk)
         cap = None
         if self.dbe is not None:
@@ -155,7 +136,7 @@ class TradingDesk:
 
     def execute(self, weights: np.ndarray, t: np.ndarray, pf: Portfolio, floor: float) -> Fills:
         """Send the orders for ``weights`` and book their fills during bar t+1 (stage 4)."""
-        open1 = self._open[t + 1]
+        open1 = self._open.take(t + 1, axis=0)
         equity_open = np.maximum(pf.value(open1), floor)
         self.equity_open = equity_open
         desired = weights * (equity_open[:, None] / open1)
@@ -180,13 +161,15 @@ class TradingDesk:
         if self.stops is None:
             return None
         t1 = t + 1
-        exit_, price, _ = self.stops.check(pf.units, self._open[t1], self._high[t1], self._low[t1])
+        exit_, price, _ = self.stops.check(
+            pf.units, *(x.take(t1, axis=0) for x in (self._open, self._high, self._low))
+        )
         if not exit_.any():
             return None
         units = np.where(exit_, -pf.units, 0.0)
-        price = np.where(exit_, price, self._open[t1])
+        price = np.where(exit_, price, self._open.take(t1, axis=0))
         fills = self.execution.costs(units, price, t)
-        pf.rebalance(pf.units + units, price, fills.total)
+        pf.close(exit_, price, fills.total)
         self.stops.clear(exit_)
         if self.orders is not None:  # a stopped position is not re-bought by a working order
             self.orders.cancel_assets(exit_)

@@ -167,17 +167,18 @@ class ExecutionModel:
         limits either to a fraction of bar t+1's volume.
         """
         t1 = t + 1
-        price = self._open[t1]
+        price = self._open.take(t1, axis=0)
         filled = order
         if self.limit:
-            limit = self._close[t]
+            limit = self._close.take(t, axis=0)
             buy = order > 0
-            reached = np.where(buy, self._low[t1] <= limit, self._high[t1] >= limit)
+            low, high = self._low.take(t1, axis=0), self._high.take(t1, axis=0)
+            reached = np.where(buy, low <= limit, high >= limit)
             price = np.where(buy, np.minimum(price, limit), np.maximum(price, limit))
             filled = np.where(reached, order, 0.0)
         cap = self.config.participation
         if cap is not None:
-            most = cap * self._volume[t1]
+            most = cap * self._volume.take(t1, axis=0)
             filled = np.clip(filled, -most, most)
         return filled, price
 
@@ -190,7 +191,7 @@ class ExecutionModel:
         slippage = notional * self.slippage_rate
         spread_rate = self.spread_rate
         if isinstance(spread_rate, np.ndarray):
-            spread = notional * spread_rate[t]
+            spread = notional * spread_rate.take(t, axis=0)
             total = fee + spread
             total += slippage
             total = row_sum(total)
@@ -198,7 +199,7 @@ class ExecutionModel:
             spread = notional * spread_rate
             total = per_env * (self.fee_rate + spread_rate + self.slippage_rate)
         if self._impact is not None:
-            impact = notional * self._impact[t]
+            impact = notional * self._impact.take(t, axis=0)
             impact *= np.sqrt(size)
             total += row_sum(impact)
         else:

@@ -242,7 +242,7 @@ class MarketSimulator:
             actions = actions.reshape(self.num_envs, self.num_assets)
         pf, desk = self.portfolio, self.desk
         t, t1 = self.t, self.t + 1
-        mark_price = self._close[t1]
+        mark_price = self._close.take(t1, axis=0)
         prev_equity = pf.equity
         prev_drawdown = pf.drawdown
 
@@ -392,7 +392,7 @@ class MarketSimulator:
 
     def observe(self) -> Obs:
         """The observation of every env now (fresh arrays)."""
-        return self._observe(slice(None), self._close[self.t])
+        return self._observe(slice(None), self._close.take(self.t, axis=0))
 
     # ------------------------------------------------------------------------- checkpoint
     def get_state(self) -> dict:

@@ -3,7 +3,7 @@
 The action says which way and how strongly (in [-1, 1] per asset); ``trading.sizing`` says how
 much equity that is worth:
 
-- ``fixed``: ``fraction`` x the action (x ``max_leverage``): the foundation's sizing;
+- ``fixed``: ``fraction`` x ``max_leverage`` x the action: the foundation's sizing;
 - ``vol_target``: scaled so each position's annualised volatility is ``target_vol`` at full
   action (realised volatility over ``vol_window`` bars up to the decision);
 - ``risk_per_trade``: scaled so that hitting the stop loses ``risk_per_trade`` of equity
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adan.errors import check
+from adan.errors import ConfigError, check
 from adan.market.batch import row_sum
 from adan.market.execution import bar_volatility
 
@@ -117,11 +117,14 @@ class PositionSizer:
         modes = np.array([SIZING_MODES.index(c.mode) for c in configs])[profile]
         self.modes = {m: modes == i for i, m in enumerate(SIZING_MODES) if (modes == i).any()}
         self.fixed_only = set(self.modes) == {"fixed"}
+        self._only = next(iter(self.modes)) if len(self.modes) == 1 else None
 
         def per_env(name: str) -> np.ndarray:
             return np.array([getattr(c, name) for c in configs], dtype=np.float64)[profile]
 
-        self.fraction = per_env("fraction")
+        # fixed: a full action is fraction x max_leverage; the other modes size in units of
+        # equity themselves, and max_leverage only caps their gross exposure
+        self.fraction = per_env("fraction") * np.where(modes == 0, float(max_leverage), 1.0)
         self.risk = per_env("risk_per_trade")
         self.kelly_scale, self.kelly_cap = per_env("kelly_scale"), per_env("kelly_cap")
         self.kelly_rate, self.kelly_min = per_env("kelly_rate"), per_env("kelly_min_bars")
@@ -129,8 +132,9 @@ class PositionSizer:
         if "vol_target" in self.modes:
             windows = {c.vol_window for c in configs if c.mode == "vol_target"}
             if len(windows) > 1:
-                raise ValueError(
-                    f"profiles with vol_target sizing must share vol_window: {windows}"
+                raise ConfigError(
+                    f"trading.profiles.*.sizing.vol_window: profiles sizing by vol_target must "
+                    f"share one window, got {sorted(windows)}"
                 )
             vol = bar_volatility(close, windows.pop()) * math.sqrt(bars_per_year)
             self._annual_vol = np.maximum(vol, 1e-6)  # [T, A]
@@ -160,11 +164,13 @@ class PositionSizer:
         conviction = action_weights(actions, self.action_mode, self.allow_short)
         if self.fixed_only:
             scale = self.fraction[:, None]
+        elif self._only == "vol_target":  # one mode for every env: no masks
+            scale = self.target_vol[:, None] / self._annual_vol.take(t, axis=0)
         else:
             scale = np.broadcast_to(self.fraction[:, None], conviction.shape).copy()
             if "vol_target" in self.modes:
                 m = self.modes["vol_target"]
-                scale[m] = self.target_vol[m, None] / self._annual_vol[t[m]]
+                scale[m] = self.target_vol[m, None] / self._annual_vol.take(t[m], axis=0)
             if "risk_per_trade" in self.modes:
                 m = self.modes["risk_per_trade"]
                 risk = self.risk
@@ -175,8 +181,6 @@ class PositionSizer:
                 m = self.modes["kelly"]
                 scale[m] = self.kelly_fraction()[m, None]
         weights = conviction * scale
-        if self.max_leverage != 1.0:
-            weights *= self.max_leverage
         return cap_gross(weights, self.max_leverage)
 
     def kelly_fraction(self) -> np.ndarray:

@@ -215,6 +215,14 @@ class StopBook:
             unit[envs] = self._atr[self._atr_slot[envs], t[envs]]
         return unit
 
+    def stop_fraction(
+        self, t: np.ndarray, price: np.ndarray, stop_mult: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Distance of a stop set at bar ``t``, as a fraction of ``price`` [N, A], the way
+        ``on_fill`` would set it (risk-per-trade sizing); NaN where a profile has no stop."""
+        unit = self._unit_distance(price, t)
+        return self._multiple(self.stop_loss, self._stop_loss_na, stop_mult) * unit / price
+
     def _multiple(
         self, per_env: np.ndarray, per_env_na: np.ndarray, mult: np.ndarray | None
     ) -> np.ndarray:

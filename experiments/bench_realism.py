@@ -12,6 +12,11 @@ against ``default``.
     python experiments/bench_realism.py                         # writes results/bench_realism.md
     python experiments/bench_realism.py --baseline-ref 42d6460  # also time an older simulator
     python experiments/bench_realism.py --quick
+    python experiments/bench_realism.py --train   # also: PPO training env-steps/s per profile
+
+``--train`` runs ``python train.py trading=<profile>`` for 65,536 steps (the default model and
+64 envs) and reports the median of its ``time/sps``: what realism costs a training run, where
+the network's forward and backward passes share the time with the simulator.
 """
 
 from __future__ import annotations
@@ -118,6 +123,19 @@ def run_child(profile: str, seconds: float, src: Path, pattern: str) -> dict[int
     return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
+def train_sps(profile: str, steps: int = 65_536) -> float:
+    """Median ``time/sps`` of a short ``python train.py trading=<profile>`` run."""
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, str(ROOT / "train.py"), f"trading={profile}",
+               f"agent.total_timesteps={steps}", "callbacks.model_checkpoint=null",
+               f"hydra.run.dir={tmp}/run"]  # fmt: skip
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        metrics = pd.read_csv(Path(tmp) / "run" / "csv" / "metrics.csv")
+    return float(metrics["time/sps"].dropna().iloc[1:].median())  # the first has warm-up
+
+
 def table(rows: dict[str, dict[int, float]], against: str) -> list[str]:
     lines = [
         "| trading | " + " | ".join(f"N={n}" for n in BATCHES) + " |",
@@ -133,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="0.5 s cells instead of 2 s")
     parser.add_argument("--baseline-ref", help="git revision whose simulator to time as well")
+    parser.add_argument("--train", action="store_true", help="also time short training runs")
     args = parser.parse_args()
     seconds = 0.5 if args.quick else 2.0
     lines = [
@@ -171,6 +190,16 @@ def main() -> None:
             if tree is not None:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                                check=True, capture_output=True)  # fmt: skip
+    if args.train:
+        sps = {profile: train_sps(profile) for profile in PROFILES}
+        lines += [
+            "",
+            "## Training: `python train.py trading=<profile>` (65,536 steps, 64 envs, CustomCNN)",
+            "",
+            "| trading | env-steps/s | slowdown |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {p} | {v:,.0f} | {sps['default'] / v:.2f}x |" for p, v in sps.items()]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.parent.mkdir(exist_ok=True)

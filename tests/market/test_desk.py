@@ -157,12 +157,31 @@ def test_checkpoint_resume_is_exact_with_every_stage_on():
     for a in actions[:30]:
         sim.step(a)
     state = sim.get_state()
-    expected = [sim.step(a)[1] for a in actions[30:]]
+    expected = [sim.step(a) for a in actions[30:]]
     other = MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=99)
     other.set_state(state)
-    got = [other.step(a)[1] for a in actions[30:]]
-    np.testing.assert_array_equal(np.array(got), np.array(expected))
-    np.testing.assert_array_equal(other.portfolio.equity, sim.portfolio.equity)
+    got = [other.step(a) for a in actions[30:]]
+    for (obs, reward, *_, info), (obs2, reward2, *_, info2) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(reward, reward2)
+        for key in obs:
+            np.testing.assert_array_equal(obs[key], obs2[key], err_msg=key)
+        for key in ("cost", "stop_exits", "risk_clipped", "regime"):
+            np.testing.assert_array_equal(info[key], info2[key], err_msg=key)
+        for key in info["dbe"]:
+            np.testing.assert_array_equal(info["dbe"][key], info2["dbe"][key], err_msg=key)
+
+    def flat(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from flat(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    mine, theirs = dict(flat(sim.get_state())), dict(flat(other.get_state()))
+    assert mine.keys() == theirs.keys()
+    for key, value in mine.items():
+        if key != "stats.elapsed_before":  # wall-clock seconds
+            np.testing.assert_array_equal(value, theirs[key], err_msg=key)
 
 
 def test_hedged_book_has_no_beta_to_the_hedge_asset():
@@ -210,3 +229,95 @@ def test_risk_per_trade_sizes_from_the_stop_the_desk_will_set(mode):
     sim.step(np.full((4, 2), 0.5))  # the stop it then sets is at that distance from the fill
     fill = sim.portfolio.avg_price
     np.testing.assert_allclose((fill - sim.desk.stops.stop) / fill, distance, rtol=0.05)
+
+
+def test_kill_switch_flattens_through_a_binding_participation_cap():
+    from adan.market.execution import ExecutionConfig
+
+    close = np.r_[np.full(6, 100.0), np.linspace(100, 60, 15), np.full(30, 60.0)]
+    data = replace(scripted(close, close), volume=np.full((len(close), 1), 200.0))
+    trading = TradingConfig(**FREE, risk=RiskConfig(max_drawdown=0.1),
+                            execution=ExecutionConfig(participation=0.1, ttl=2))  # fmt: skip
+    sim = simulator(data, trading)
+    bought = []
+    while not sim.desk.risk.killed[0]:
+        sim.step(np.array([[1.0 if len(bought) % 2 else 0.99]]))  # new targets: new orders
+        bought.append(sim.portfolio.units[0, 0])
+    held = [bought[-2]]  # before the step on which the switch fired
+    for _ in range(20):  # the agent asks for nothing: only the forced flatten trades
+        sim.step(np.array([[0.0]]))
+        held.append(sim.portfolio.units[0, 0])
+    assert held[0] > 60  # far more than one bar's 20 units can sell
+    assert np.all(np.diff(held) <= 0) and held[-1] == 0.0  # 20 a bar, past the 2-bar TTL
+
+
+def test_stop_exits_pay_taker_costs_even_with_limit_orders():
+    from adan.market.execution import ExecutionConfig
+
+    n = 20
+    open_, close = np.full(n, 100.0), np.full(n, 100.0)
+    open_[7], close[7] = 90.0, 90.0  # gaps through the 5% stop
+    low = np.minimum(open_, close) - 0.5
+    trading = TradingConfig(fee_bps=10.0, half_spread_bps=3.0, slippage_bps=1.0,
+                            execution=ExecutionConfig(order_type="limit", maker_fee_bps=1.0),
+                            stops=StopsConfig(mode="pct", stop_loss=0.05))  # fmt: skip
+    sim = simulator(scripted(open_, close, low=low, high=np.maximum(open_, close) + 0.5), trading)
+    for _ in range(3):
+        _, _, _, _, info = sim.step(np.array([[1.0]]))
+    units = sim.portfolio.units[0, 0]
+    assert info["fills"]["spread"].sum() == 0  # limit fills: maker fee, no spread
+    _, _, _, _, info = sim.step(np.array([[1.0]]))
+    exits = info["exits"]
+    assert exits["units"][0, 0] == -units and exits["price"][0, 0] == 90.0
+    notional = units * 90.0
+    assert exits["fee"][0, 0] == pytest.approx(notional * 10e-4)
+    assert exits["spread"][0, 0] == pytest.approx(notional * 3e-4)
+    assert info["cost"][0] == pytest.approx(notional * 14e-4 + info["fills"]["fee"].sum())
+
+
+def test_limit_entry_inside_a_bar_does_not_take_that_bars_high_as_its_target():
+    from adan.market.execution import ExecutionConfig
+
+    n = 20
+    open_, close = np.full(n, 100.0), np.full(n, 100.0)
+    high, low = open_ + 0.5, open_ - 0.5
+    open_[5], high[5], low[5], close[5] = 100.5, 106.0, 97.0, 101.0  # buy limit at 100 fills
+    trading = TradingConfig(**FREE, execution=ExecutionConfig(order_type="limit"),
+                            stops=StopsConfig(mode="pct", stop_loss=0.05, take_profit=0.05))  # fmt: skip
+    sim = simulator(scripted(open_, close, low=low, high=high), trading)
+    sim.step(np.array([[0.0]]))
+    _, _, _, _, info = sim.step(np.array([[1.0]]))  # decided at bar 4, fills in bar 5 at 100
+    assert info["fills"]["price"][0, 0] == 100.0 and sim.portfolio.units[0, 0] > 0
+    assert info["stop_exits"][0] == 0  # 106 may have printed before the fill
+    assert sim.desk.stops.target[0, 0] == pytest.approx(105.0)  # the target stays for later
+
+
+def test_behaviour_engine_never_lifts_gross_above_max_leverage():
+    data = synthetic()
+    dbe = BehaviourConfig(enabled=True, smoothing=1.0, size_max=1.5,
+                          regimes={r: {"size": 1.5, "exposure": 2.0}
+                                   for r in ("bull", "bear", "sideways", "volatile")})  # fmt: skip
+    trading = TradingConfig(**FREE, max_leverage=1.0, dbe=dbe)
+    sim = MarketSimulator(data, 8, window=16, episode_length=100, trading=trading, seed=0)
+    for _ in range(20):
+        weights = sim.desk.decide(np.full((8, 2), 1.0), sim.t, sim.portfolio)
+        assert np.abs(weights).sum(axis=1).max() <= 1.0 + 1e-12
+        sim.step(np.full((8, 2), 1.0))
+
+
+def test_a_profile_without_the_engine_is_not_capped_by_one_with_it():
+    from adan.market.config import ProfileConfig
+
+    data = synthetic()
+    profiles = {
+        "calm": ProfileConfig(dbe=BehaviourConfig(enabled=True)),
+        "plain": ProfileConfig(),
+    }
+    trading = TradingConfig(**FREE, max_leverage=2.0, profiles=profiles)
+    sim = MarketSimulator(data, 4, window=16, episode_length=100, trading=trading, seed=0)
+    alone = MarketSimulator(data, 2, window=16, episode_length=100,
+                            trading=trading.only("plain"), seed=2)  # fmt: skip
+    both = sim.desk.decide(np.full((4, 2), 1.0), sim.t, sim.portfolio)
+    single = alone.desk.decide(np.full((2, 2), 1.0), alone.t, alone.portfolio)
+    np.testing.assert_array_equal(both[2:], single)
+    assert np.abs(single).sum(axis=1) == pytest.approx([2.0, 2.0])

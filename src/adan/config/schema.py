@@ -546,6 +546,8 @@ def validate_config(cfg: DictConfig) -> None:
         if node is None or OmegaConf.get_type(node) in (dict, None):
             continue
         _check_keys(node, group)
+        if group == "trading":
+            _check_profiles(node)
         try:
             OmegaConf.to_object(node)
         except ConfigError:
@@ -554,6 +556,30 @@ def validate_config(cfg: DictConfig) -> None:
             cause = err.__cause__ or err.__context__
             raise (cause if isinstance(cause, ConfigError | DataError) else err) from None
     _check_across_groups(cfg)
+
+
+def _check_profiles(trading: DictConfig) -> None:
+    """Each of ``trading.profiles`` on its own, so an error names its full key
+    (``trading.profiles.<name>.sizing.kelly_cap``, not ``trading.sizing.kelly_cap``)."""
+    profiles = trading.get("profiles")
+    if not profiles:
+        return
+    for key, cls in {"sizing": SizingConfig, "stops": StopsConfig, "risk": RiskConfig,
+                     "dbe": BehaviourConfig}.items():  # fmt: skip
+        if key in trading and OmegaConf.to_object(trading[key]) != cls():
+            raise ConfigError(
+                f"trading.{key} is not used when trading.profiles is set: set it in each "
+                f"profile (trading.profiles.<name>.{key})"
+            )
+    for name in profiles:
+        try:
+            OmegaConf.to_object(profiles[name])
+        except ValueError as err:
+            cause = err.__cause__ or err.__context__ or err
+            if not isinstance(cause, ConfigError):
+                raise
+            text = str(cause).replace("trading.", f"trading.profiles.{name}.", 1)
+            raise ConfigError(text) from None
 
 
 def _check_across_groups(cfg: DictConfig) -> None:

@@ -100,6 +100,12 @@ class TradingConfig:
                 str(name): _as_config(ProfileConfig, value, f"trading.profiles.{name}")
                 for name, value in self.profiles.items()
             }
+            for name, cls in _PROFILE_FIELDS.items():
+                if getattr(self, name) != cls():
+                    raise ConfigError(
+                        f"trading.{name} is not used when trading.profiles is set: set it in "
+                        f"each profile (trading.profiles.<name>.{name})"
+                    )
         for name, profile in self.profile_configs():
             no_stop = profile.stops.mode == "none" or profile.stops.stop_loss is None
             if profile.sizing.mode == "risk_per_trade" and no_stop:

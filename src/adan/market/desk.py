@@ -23,6 +23,7 @@ import logging
 import numpy as np
 
 from adan.data.bars import MarketData
+from adan.errors import ConfigError
 from adan.market.batch import row_sum
 from adan.market.behaviour import DynamicBehaviourEngine
 from adan.market.config import TradingConfig, assign_profiles
@@ -67,7 +68,12 @@ class TradingDesk:
         # over these bars alone (a cold start: the first bars' volatility has no history)
         self.regimes = data.detected_regimes
         if self.regimes is None or len(self.regimes) != len(data):
-            detector = MarketRegimeDetector(trading.regime).fit(high, low, close)
+            if trading.regime.method == "hmm":  # fitting on these bars would look ahead
+                raise ConfigError(
+                    "trading.regime.method=hmm labels bars with an HMM fitted on the training "
+                    "split: build the splits with adan.market.regimes.attach_regimes first"
+                )
+            detector = MarketRegimeDetector(trading.regime)
             self.regimes = detector.detect(high, low, close)
         self.regimes = np.asarray(self.regimes, dtype=np.int64)
         self.sizer = PositionSizer(
@@ -107,6 +113,8 @@ class TradingDesk:
         if ex.partial_fills:
             self.orders = WorkingOrders(num_envs, data.num_assets, ex.ttl, ex.rebalance_band)
         self.clipped = np.zeros(num_envs, dtype=bool)  # a risk rule acted this step
+        self.max_leverage = float(trading.max_leverage)
+        self._intrabar: np.ndarray | None = None  # [N, A] limit fills inside this bar
         self.equity_open = np.ones(num_envs)  # equity at the last fill bar's open
 
     def stop_distance(self, t: np.ndarray) -> np.ndarray:
@@ -123,14 +131,17 @@ class TradingDesk:
         distance = self.stop_distance(t) if self.sizer.needs_stop_distance else None
         weights = self.sizer.weights(actions, t, distance, tier_risk)
         cap = None
-        if self.dbe is not None:
+        if self.dbe is not None:  # the engine scales the size; its exposure caps the gross
             weights *= self.dbe.params["size"][:, None]
-            cap = self.dbe.params["exposure"]
+            cap = np.minimum(self.dbe.params["exposure"], 1.0)
+            cap *= self.max_leverage
         if self.risk is not None:
             weights = self.risk.apply(weights, t, pf.equity, pf.drawdown, cap)
             self.clipped = np.logical_or.reduce(list(self.risk.breached.values()))
+            self.clipped |= self.risk.killed | self.risk.halted  # flat orders go out every bar
         elif cap is not None:
             gross = row_sum(np.abs(weights))
+            self.clipped = gross > cap
             weights *= np.minimum(1.0, cap / np.maximum(gross, 1e-300))[:, None]
         return weights
 
@@ -144,8 +155,8 @@ class TradingDesk:
             order = desired - pf.units
             filled, price = order, open1
         else:
-            force = self.clipped if self.risk is not None else None
-            order = self.orders.submit(weights, desired, pf.units, force)
+            # a risk rule that acted sends a fresh order: a flatten is never left to expire
+            order = self.orders.submit(weights, desired, pf.units, self.clipped)
             filled, price = self.execution.fill(order, t)
             self.orders.after_fill(order, filled)
         fills = self.execution.costs(filled, price, t)
@@ -154,21 +165,32 @@ class TradingDesk:
         if self.stops is not None:
             mult = self.dbe.params if self.dbe is not None else {}
             self.stops.on_fill(before, pf.units, price, t, mult.get("stop"), mult.get("target"))
+            # a resting limit filled inside the bar: the bar's high (low) may have come
+            # before the entry, so its target is not checked against this bar
+            self._intrabar = (filled != 0) & (price != open1) if self.execution.limit else None
         return fills
 
     def protect(self, t: np.ndarray, pf: Portfolio) -> Fills | None:
-        """Stops and targets hit during bar t+1 (stage 5); None when no profile uses them."""
+        """Stops and targets hit during bar t+1 (stage 5); None when no profile uses them.
+
+        Exits are marketable orders: taker fee, spread, slippage and impact."""
         if self.stops is None:
             return None
         t1 = t + 1
-        exit_, price, _ = self.stops.check(
-            pf.units, *(x.take(t1, axis=0) for x in (self._open, self._high, self._low))
-        )
+        bar = [x.take(t1, axis=0) for x in (self._open, self._high, self._low)]
+        intrabar = self._intrabar
+        if intrabar is not None and intrabar.any():
+            targets = self.stops.target.copy()
+            self.stops.target[intrabar] = np.nan
+            exit_, price, _ = self.stops.check(pf.units, *bar)
+            self.stops.target = np.where(intrabar & ~exit_, targets, self.stops.target)
+        else:
+            exit_, price, _ = self.stops.check(pf.units, *bar)
         if not exit_.any():
             return None
         units = np.where(exit_, -pf.units, 0.0)
-        price = np.where(exit_, price, self._open.take(t1, axis=0))
-        fills = self.execution.costs(units, price, t)
+        price = np.where(exit_, price, bar[0])
+        fills = self.execution.costs(units, price, t, marketable=True)
         pf.close(exit_, price, fills.total)
         self.stops.clear(exit_)
         if self.orders is not None:  # a stopped position is not re-bought by a working order

@@ -2,15 +2,16 @@
 
 Per fill and asset the venue charges, in cash:
 
-- ``fee``: the taker fee (``trading.fee_bps``) for market orders, the maker fee
-  (``execution.maker_fee_bps``) for limit orders;
-- ``spread``: half the bid/ask spread for market orders, fixed (``trading.half_spread_bps``) or
-  estimated from the bar ranges known at the decision (Abdi & Ranaldo, 2017), never below the
-  fixed value; limit orders rest in the book and pay none;
-- ``slippage``: a fixed ``trading.slippage_bps`` for market orders;
+- ``fee``: the taker fee (``trading.fee_bps``) for market orders and stop exits, the maker
+  fee (``execution.maker_fee_bps``) for limit orders;
+- ``spread``: half the bid/ask spread for market orders and stop exits, fixed
+  (``trading.half_spread_bps``) or estimated from the bar ranges known at the decision
+  (Abdi & Ranaldo, 2017), never below the fixed value; limit orders rest in the book and
+  pay none;
+- ``slippage``: a fixed ``trading.slippage_bps`` for market orders and stop exits;
 - ``impact``: the square-root law, ``impact_coef * sigma * sqrt(|order| / volume)`` of the
   notional, with ``sigma`` the per-bar volatility and ``volume`` the mean bar volume over the
-  last ``impact_window`` bars up to the decision.
+  last ``impact_window`` bars up to the decision (at most the whole notional).
 
 A participation cap fills at most ``participation`` x the fill bar's volume; the rest keeps
 working on the next bars (`WorkingOrders`) until filled or ``ttl`` bars have passed.
@@ -140,15 +141,16 @@ class ExecutionModel:
         volume: np.ndarray,
     ) -> None:
         self.config = config
-        limit = config.order_type == "limit"
-        self.limit = limit
-        self.fee_rate = (config.maker_fee_bps if limit else fee_bps) * 1e-4
-        self.slippage_rate = 0.0 if limit else slippage_bps * 1e-4
+        self.limit = config.order_type == "limit"
+        # (fee, half spread, slippage) of a marketable order: every market order, and every
+        # stop or target exit whatever the order type; a resting limit pays the maker fee only
         fixed = half_spread_bps * 1e-4
-        self.spread_rate: float | np.ndarray = 0.0 if limit else fixed
-        if config.spread == "estimated" and not limit:
+        spread: float | np.ndarray = fixed
+        if config.spread == "estimated":
             estimate = estimated_half_spread(high, low, close, config.spread_window)
-            self.spread_rate = np.maximum(estimate, fixed)  # [T, A], read at the decision bar
+            spread = np.maximum(estimate, fixed)  # [T, A], read at the decision bar
+        self.taker = (fee_bps * 1e-4, spread, slippage_bps * 1e-4)
+        self.maker = (config.maker_fee_bps * 1e-4, 0.0, 0.0)
         self._open, self._high, self._low, self._close = open_, high, low, close
         self._volume = np.maximum(np.asarray(volume, dtype=np.float64), 0.0)
         self._impact = None
@@ -182,14 +184,22 @@ class ExecutionModel:
             filled = np.clip(filled, -most, most)
         return filled, price
 
-    def costs(self, units: np.ndarray, price: np.ndarray, t: np.ndarray) -> Fills:
-        """Costs of fills of ``units`` at ``price`` ([N, A]) for orders decided at bars ``t``."""
+    def costs(
+        self, units: np.ndarray, price: np.ndarray, t: np.ndarray, marketable: bool | None = None
+    ) -> Fills:
+        """Costs of fills of ``units`` at ``price`` ([N, A]) for orders decided at bars ``t``:
+        the order type's rates, or taker rates with ``marketable=True`` (stop exits).
+
+        Impact never exceeds the notional (a run of empty bars would otherwise price it at
+        any multiple of it)."""
+        if marketable is None:
+            marketable = not self.limit
+        fee_rate, spread_rate, slippage_rate = self.taker if marketable else self.maker
         size = np.abs(units)
         notional = size * price
         per_env = row_sum(notional)
-        fee = notional * self.fee_rate
-        slippage = notional * self.slippage_rate
-        spread_rate = self.spread_rate
+        fee = notional * fee_rate
+        slippage = notional * slippage_rate
         if isinstance(spread_rate, np.ndarray):
             spread = notional * spread_rate.take(t, axis=0)
             total = fee + spread
@@ -197,10 +207,11 @@ class ExecutionModel:
             total = row_sum(total)
         else:  # one rate for every fill: the total needs no per-asset pass
             spread = notional * spread_rate
-            total = per_env * (self.fee_rate + spread_rate + self.slippage_rate)
+            total = per_env * (fee_rate + spread_rate + slippage_rate)
         if self._impact is not None:
-            impact = notional * self._impact.take(t, axis=0)
-            impact *= np.sqrt(size)
+            rate = self._impact.take(t, axis=0)
+            rate *= np.sqrt(size)
+            impact = notional * np.minimum(rate, 1.0, out=rate)
             total += row_sum(impact)
         else:
             impact = np.zeros_like(notional)
@@ -227,7 +238,8 @@ class WorkingOrders:
         self.weight = np.zeros(shape)
         self.age = np.zeros(shape, dtype=np.int64)
         self.state = np.zeros(shape, dtype=np.int8)
-        self.expired = np.zeros(num_envs, dtype=np.int64)  # orders cancelled, per env
+        # per env, over every episode so far (as the risk limits' clip counts)
+        self.expired = np.zeros(num_envs, dtype=np.int64)  # orders cancelled by their TTL
         self.partial = np.zeros(num_envs, dtype=np.int64)  # fills that left a remainder
 
     def submit(
@@ -243,20 +255,24 @@ class WorkingOrders:
             new |= force[:, None]
         self.target = np.where(new, desired_units, self.target)
         self.weight = np.where(new, weights, self.weight)
-        self.age[new] = 0
-        self.state[new] = self.WORKING
+        np.putmask(self.age, new, 0)
+        np.putmask(self.state, new, self.WORKING)
         return np.where(self.state == self.WORKING, self.target - units, 0.0)
 
     def after_fill(self, order: np.ndarray, filled: np.ndarray) -> None:
-        """Book one bar's fills: finished orders go idle, old unfilled ones expire."""
+        """Book one bar's fills: finished orders go idle, old unfilled ones expire.
+
+        ``filled`` is ``order`` itself where the order filled in full (the execution model
+        clips or zeroes the rest), so an exact comparison finds the remainders."""
         working = self.state == self.WORKING
-        rest = np.abs(order - filled) > _TINY * np.maximum(np.abs(order), 1.0)
-        self.partial += row_count(working & rest & (filled != 0))
-        self.age += working
-        done = working & ~rest
-        expire = working & rest & (self.age >= self.ttl)
-        self.state[done] = self.IDLE
-        self.state[expire] = self.EXPIRED
+        rest = working & (filled != order)
+        np.putmask(self.state, working ^ rest, self.IDLE)  # working and filled
+        if not rest.any():
+            return
+        self.partial += row_count(rest & (filled != 0))
+        self.age += rest
+        expire = rest & (self.age >= self.ttl)
+        np.putmask(self.state, expire, self.EXPIRED)
         self.expired += row_count(expire)
 
     def cancel_assets(self, mask: np.ndarray) -> None:
@@ -270,8 +286,6 @@ class WorkingOrders:
         self.target[mask] = 0.0
         self.weight[mask] = 0.0
         self.age[mask] = 0
-        self.expired[mask] = 0
-        self.partial[mask] = 0
 
     _STATE = ("target", "weight", "age", "state", "expired", "partial")
 

@@ -14,6 +14,7 @@ from adan.market.batch import row_count, row_dot, row_sum
 from adan.market.config import TradingConfig
 from adan.market.desk import TradingDesk
 from adan.market.episode import EpisodeStats
+from adan.market.execution import Fills
 from adan.market.portfolio import Portfolio
 from adan.market.rng import BatchRNG, SeedLike
 from adan.rewards.base import RewardFunction, StepOutcome
@@ -61,14 +62,17 @@ class MarketSimulator:
     """N envs trading the A assets of ``data`` with target-weight orders and realistic fills.
 
     **Timing (no look-ahead).** An env "at bar t" has seen bars <= t. ``step(actions)``
-    decides at t's close; orders fill at bar t+1's open; costs
-    ``|notional| * (fee + half_spread + slippage) bps`` are paid in cash; the book is marked at
-    t+1's close, and the env is at bar t+1.
+    decides at t's close; the trading desk (`TradingDesk`) sizes, scales and limits the
+    targets and fills the orders during bar t+1 (at its open, or at a resting limit, capped
+    by its volume), paying fee, spread, slippage and impact in cash; stops and targets are
+    checked against bar t+1's range; the book is marked at t+1's close, and the env is at
+    bar t+1. With ``trading=default`` every order fills in full at t+1's open.
 
-    **Actions** ([N, A]): continuous, a target position per asset as a fraction of equity in
-    [-1, 1] (times ``max_leverage``; clipped to [0, 1] when shorting is off); discrete,
-    {0: short, 1: flat, 2: long} per asset, or {0: flat, 1: long} when shorting is off. If
-    gross exposure exceeds ``max_leverage`` all weights are scaled down together.
+    **Actions** ([N, A]): continuous, a conviction per asset in [-1, 1] (clipped to [0, 1]
+    when shorting is off) that ``trading.sizing`` turns into a target weight (fixed: times
+    ``max_leverage``); discrete, {0: short, 1: flat, 2: long} per asset, or {0: flat, 1: long}
+    when shorting is off. If gross exposure exceeds ``max_leverage`` all weights are scaled
+    down together.
 
     **Observation** (dict of fresh arrays, safe to keep):
 
@@ -79,6 +83,8 @@ class MarketSimulator:
       close), cash / equity, drawdown from the episode's peak. No episode clock and no equity
       level: the policy must see the same kind of state in a backtest over a whole split as
       in a training episode.
+    - ``regime`` (with ``trading.regime.observe``): float32 [N, 4], one-hot market regime at
+      t (bull, bear, sideways, volatile), detected from bars <= t.
 
     **Episodes** start at a random bar t0 in [window - 1, T - episode_length - 2] drawn from
     each env's own stream (env i of a batch seeded ``s`` uses seed ``s + i``), run for
@@ -87,10 +93,15 @@ class MarketSimulator:
     spare bar so that stepping a finished env (see ``reset_mask``) still reads real data.
 
     **Info** (vector-env format: each key has a ``_key`` bool mask): per-step [N] arrays
-    ``fee``, ``spread``, ``slippage`` (cash paid), ``turnover`` (traded notional / equity),
-    ``equity``, ``drawdown`` and ``reward_components`` {name: [N]}; when an episode ends,
-    ``episode`` {r, l, t} (as gymnasium's RecordEpisodeStatistics) and ``trading``
-    {log_return, sharpe, max_drawdown, win_rate, turnover, costs, trades, final_equity}.
+    ``fee``, ``spread``, ``slippage``, ``impact`` and their sum ``cost`` (cash paid, stop
+    exits included), ``turnover`` (traded notional / equity), ``equity``, ``drawdown``,
+    ``regime``, ``stop_exits``, ``risk_clipped`` and ``reward_components`` {name: [N]};
+    ``fills`` {units, price, fee, spread, slippage, impact} [N, A] of this bar's orders and
+    ``exits`` the same of its stop and target exits (zeros without);
+    ``dbe`` {size, stop, target, exposure} [N] when the behaviour engine runs; when an episode
+    ends, ``episode`` {r, l, t} (as gymnasium's RecordEpisodeStatistics) and ``trading``
+    {log_return, sharpe, max_drawdown, win_rate, turnover, costs, trades, stop_exits,
+    risk_clips, final_equity, profile}.
     """
 
     def __init__(
@@ -170,6 +181,9 @@ class MarketSimulator:
         self._all_true.flags.writeable = False
         self._no_exits = np.zeros(n, dtype=np.int64)
         self._no_exits.flags.writeable = False
+        zeros = np.zeros((n, self.num_assets))
+        zeros.flags.writeable = False
+        self._no_fills = Fills(zeros, zeros, zeros, zeros, zeros, zeros, zeros[:, 0], zeros[:, 0])
         self.reward_fn.reset(n)
         self._last_obs: Obs = {}
         self.reset()
@@ -278,7 +292,9 @@ class MarketSimulator:
             regime=regime,
         )
         reward, components = self.reward_fn(outcome)
-        held = exposure > 0
+        held = exposure > 0  # a position after the bar, or one a stop closed during it
+        if exits is not None:
+            held |= stop_exits > 0
         desk.after_bar(t1, pf.drawdown, outcome.net_return, held)
         pf.turnover += turnover
         self.stats.update(
@@ -314,6 +330,7 @@ class MarketSimulator:
             },
             components,
             fills,
+            exits,
         )
 
         resetting = reset_mask is not None and reset_mask.any()
@@ -332,7 +349,7 @@ class MarketSimulator:
         self._last_obs = obs
         return obs, reward, terminated, truncated, info
 
-    def _step_info(self, values: dict, components: dict, fills) -> dict:
+    def _step_info(self, values: dict, components: dict, fills, exits) -> dict:
         every = self._all_true
         comps: dict[str, np.ndarray] = {}
         for name, value in components.items():
@@ -352,6 +369,16 @@ class MarketSimulator:
             "impact": fills.impact,
         }
         info["_fills"] = every
+        exits = self._no_fills if exits is None else exits
+        info["exits"] = {  # per env and asset: this bar's stop and target exits
+            "units": exits.units,
+            "price": exits.price,
+            "fee": exits.fee,
+            "spread": exits.spread,
+            "slippage": exits.slippage,
+            "impact": exits.impact,
+        }
+        info["_exits"] = every
         if self.desk.dbe is not None:
             info["dbe"] = {k: v.copy() for k, v in self.desk.dbe.params.items()}
             info["_dbe"] = every
@@ -368,8 +395,9 @@ class MarketSimulator:
         for name in comps:
             if not name.startswith("_"):
                 comps[name] = np.where(mask, 0.0, comps[name])
-        for key in info["fills"]:
-            info["fills"][key] = np.where(mask[:, None], 0.0, info["fills"][key])
+        for group in ("fills", "exits"):
+            for key in info[group]:
+                info[group][key] = np.where(mask[:, None], 0.0, info[group][key])
 
     # ------------------------------------------------------------------------ observation
     def _observe(self, rows: np.ndarray | slice, prices: np.ndarray) -> Obs:

@@ -32,7 +32,7 @@ def test_multi_profile_run_trains_every_profile_and_logs_each(tmp_path):
 
     proc = subprocess.run(
         [sys.executable, str(ROOT / "eval.py"), f"ckpt_path={out}", "profile=aggressive",
-         f"hydra.run.dir={tmp_path / 'eval'}", "random_runs=1", "n_boot=50"],
+         f"hydra.run.dir={tmp_path / 'eval'}", "baselines=[buy_and_hold]", "n_boot=50"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -142,26 +142,23 @@ class TradingEvaluator:
         # Several trading profiles: one backtest each (an account runs one profile).
         self.profiles = [name for name, _ in trading.profile_configs()]
 
-    def backtest(self, policy: torch.nn.Module, profile: str | None = None) -> BacktestRecord:
-        trading = self.trading if profile is None else self.trading.only(profile)
+    def backtest(self, policy: torch.nn.Module) -> BacktestRecord:
         return run_backtest(
-            PolicyActor(policy),
-            self.data,
-            trading,
-            self.reward,
-            self.window,
-            self.bars_per_year,
-            name="agent" if profile is None else f"agent ({profile})",
-        )
+            PolicyActor(policy), self.data, self.trading, self.reward, self.window,
+            self.bars_per_year, num_runs=len(self.profiles),
+        )  # fmt: skip
 
     def _agent(self, policy: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict]]:
         """(the agent's metrics, per-profile metrics when there are several profiles; the
         agent's are then their mean)."""
+        # one run per profile, all in one batch (run i trades profile i): the simulation of
+        # each run is that of its profile alone, at the cost of one backtest
+        record = self.backtest(policy)
         if len(self.profiles) == 1:
-            return record_performance(self.backtest(policy), self.bars_per_year), {}
+            return record_performance(record, self.bars_per_year), {}
         each = {
-            name: record_performance(self.backtest(policy, name), self.bars_per_year)
-            for name in self.profiles
+            name: record_performance(record, self.bars_per_year, run=i)
+            for i, name in enumerate(self.profiles)
         }
         keys = next(iter(each.values())).keys()
         mean = {k: float(np.mean([m[k] for m in each.values()])) for k in keys}

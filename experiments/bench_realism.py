@@ -163,7 +163,8 @@ def main() -> None:
         "stops, risk limits, the behaviour engine and the regime in the observation.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. Command: `python experiments/bench_realism.py"
-        + (f" --baseline-ref {args.baseline_ref}`" if args.baseline_ref else "`"),
+        + (f" --baseline-ref {args.baseline_ref}" if args.baseline_ref else "")
+        + (" --train`" if args.train else "`"),
     ]
     tree = None
     with tempfile.TemporaryDirectory() as tmp:

@@ -201,7 +201,8 @@ class TradingDesk:
         self, t1: np.ndarray, drawdown: np.ndarray, net_return: np.ndarray, holding: np.ndarray
     ) -> None:
         """Let the stateful stages learn from the bar that just closed."""
-        self.sizer.update(net_return, holding)
+        if self.sizer.learns:  # Kelly sizing: the signal's return over the bar
+            self.sizer.update(self._close.take(t1, axis=0) / self._close.take(t1 - 1, axis=0) - 1)
         if self.dbe is not None:
             self.dbe.update(self.regimes[t1], drawdown, net_return, holding)
 

@@ -8,9 +8,12 @@ much equity that is worth:
   action (realised volatility over ``vol_window`` bars up to the decision);
 - ``risk_per_trade``: scaled so that hitting the stop loses ``risk_per_trade`` of equity
   (weight = risk / stop distance as a fraction of price; needs ``trading.stops``);
-- ``kelly``: ``kelly_scale`` x the Kelly fraction ``p - (1 - p) / b`` of the account's own
-  recent bars (win rate p, mean win / mean loss b, EMA rate ``kelly_rate``), capped at
-  ``kelly_cap``; ``fraction`` until ``kelly_min_bars`` bars with a position have been seen.
+- ``kelly``: ``kelly_scale`` x the Kelly fraction ``mu / sigma^2`` of the agent's signal,
+  capped to [0, ``kelly_cap``]. The signal's return over a bar is what a book of one unit of
+  gross exposure, weighted as the actions, earned over it (close to close, before costs);
+  mu and sigma^2 are its EMA mean and variance (rate ``kelly_rate``). It is recorded every
+  bar whatever the size held, so a fraction that shrank to zero can grow again;
+  ``fraction`` is used for the first ``kelly_min_bars`` bars of an episode.
 
 Whatever the mode, gross exposure ``sum |w|`` is then scaled down to ``max_leverage``.
 """
@@ -35,7 +38,7 @@ class SizingConfig:
     """How much equity an action is worth (``trading.sizing``)."""
 
     mode: str = "fixed"
-    fraction: float = 1.0  # fixed: weight per unit of action; kelly: before its warm-up
+    fraction: float = 1.0  # fixed: weight per unit of action; kelly: during its warm-up
     target_vol: float = 0.5  # vol_target: annualised volatility of a full-action position
     vol_window: int = 48
     risk_per_trade: float = 0.01  # risk_per_trade: equity lost if the stop is hit
@@ -140,10 +143,15 @@ class PositionSizer:
             self._annual_vol = np.maximum(vol, 1e-6)  # [T, A]
             self.target_vol = per_env("target_vol")
         n = len(profile)
-        self.win_rate = np.full(n, 0.5)  # EMA of P(bar with a position made money)
-        self.mean_win = np.zeros(n)  # EMA of the gain of winning bars
-        self.mean_loss = np.zeros(n)  # EMA of the loss of losing bars
-        self.held_bars = np.zeros(n)
+        self.signal_mean = np.zeros(n)  # EMA of the signal's return per bar
+        self.signal_second = np.zeros(n)  # EMA of its square
+        self.signal_bars = np.zeros(n)  # bars recorded this episode
+        self.conviction: np.ndarray | None = None  # [N, A] of the last decision
+
+    @property
+    def learns(self) -> bool:
+        """Whether ``update`` needs each bar's asset returns (Kelly sizing)."""
+        return "kelly" in self.modes
 
     @property
     def needs_stop_distance(self) -> bool:
@@ -162,6 +170,7 @@ class PositionSizer:
         mode); ``risk_per_trade`` [N]: a capital tier's value, replacing the profile's.
         """
         conviction = action_weights(actions, self.action_mode, self.allow_short)
+        self.conviction = conviction
         if self.fixed_only:
             scale = self.fraction[:, None]
         elif self._only == "vol_target":  # one mode for every env: no masks
@@ -184,31 +193,31 @@ class PositionSizer:
         return cap_gross(weights, self.max_leverage)
 
     def kelly_fraction(self) -> np.ndarray:
-        """Capped, scaled Kelly fraction [N] from the account's recent bars (``fraction``
-        until warm)."""
-        payoff = self.mean_win / np.maximum(self.mean_loss, 1e-12)
-        kelly = self.win_rate - (1.0 - self.win_rate) / np.maximum(payoff, 1e-12)
-        kelly = np.clip(self.kelly_scale * kelly, 0.0, self.kelly_cap)
-        return np.where(self.held_bars >= self.kelly_min, kelly, self.fraction)
+        """Capped, scaled Kelly fraction [N] of the agent's signal (``fraction`` until warm)."""
+        var = self.signal_second - self.signal_mean * self.signal_mean
+        kelly = self.signal_mean / np.maximum(var, 1e-12)
+        kelly *= self.kelly_scale
+        np.minimum(np.maximum(kelly, 0.0, out=kelly), self.kelly_cap, out=kelly)
+        return np.where(self.signal_bars >= self.kelly_min, kelly, self.fraction)
 
-    def update(self, net_return: np.ndarray, holding: np.ndarray) -> None:
-        """Learn from one bar of every env (only bars that held a position count)."""
-        if "kelly" not in self.modes:
+    def update(self, asset_returns: np.ndarray) -> None:
+        """Record the signal's return over the bar that just closed: ``asset_returns`` [N, A]
+        are the assets' simple returns from the decision bar's close to this one's."""
+        if "kelly" not in self.modes or self.conviction is None:
             return
-        rate = self.kelly_rate * holding
-        win = net_return > 0
-        self.win_rate += rate * (win - self.win_rate)
-        self.mean_win += rate * win * (net_return - self.mean_win)
-        self.mean_loss += rate * (~win) * (-net_return - self.mean_loss)
-        self.held_bars += holding
+        c = self.conviction
+        gross = row_sum(np.abs(c))
+        r = np.divide(row_sum(c * asset_returns), gross, out=np.zeros_like(gross), where=gross > 0)
+        self.signal_mean += self.kelly_rate * (r - self.signal_mean)
+        self.signal_second += self.kelly_rate * (r * r - self.signal_second)
+        self.signal_bars += 1
 
     def reset_envs(self, mask: np.ndarray) -> None:
-        self.win_rate[mask] = 0.5
-        self.mean_win[mask] = 0.0
-        self.mean_loss[mask] = 0.0
-        self.held_bars[mask] = 0.0
+        self.signal_mean[mask] = 0.0
+        self.signal_second[mask] = 0.0
+        self.signal_bars[mask] = 0.0
 
-    _STATE = ("win_rate", "mean_win", "mean_loss", "held_bars")
+    _STATE = ("signal_mean", "signal_second", "signal_bars")
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).copy() for name in self._STATE}

@@ -18,13 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from adan.data.cleaning import CleaningPolicy
 from adan.data.report import DataError
 from adan.errors import ConfigError, check
-from adan.market.behaviour import BehaviourConfig
-from adan.market.config import ProfileConfig
-from adan.market.execution import ExecutionConfig
-from adan.market.regimes import RegimeConfig
-from adan.market.risk import RiskConfig
-from adan.market.sizing import SizingConfig
-from adan.market.stops import StopsConfig
+from adan.market.config import TradingConfig
 
 _check = check
 
@@ -253,43 +247,10 @@ class PPOConfig:
 
 
 @dataclass
-class TradingSchema:
-    _target_: str = "adan.market.TradingConfig"
-    fee_bps: float = 5.0
-    half_spread_bps: float = 2.0
-    slippage_bps: float = 1.0
-    max_leverage: float = 1.0
-    allow_short: bool = True
-    action_mode: str = "continuous"
-    initial_cash: float = 10_000.0
-    ruin_threshold: float = 0.5
-    name: str = "default"
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    regime: RegimeConfig = field(default_factory=RegimeConfig)
-    sizing: SizingConfig = field(default_factory=SizingConfig)
-    stops: StopsConfig = field(default_factory=StopsConfig)
-    risk: RiskConfig = field(default_factory=RiskConfig)
-    dbe: BehaviourConfig = field(default_factory=BehaviourConfig)
-    profiles: dict[str, ProfileConfig] | None = None
+class TradingSchema(TradingConfig):
+    """``TradingConfig`` itself (its ``__post_init__`` checks every value), plus the target."""
 
-    def __post_init__(self) -> None:
-        k = "trading."
-        for name in ("fee_bps", "half_spread_bps", "slippage_bps"):
-            _check(getattr(self, name) >= 0, k + name, "must be >= 0", getattr(self, name))
-        _check(self.max_leverage > 0, k + "max_leverage", "must be > 0", self.max_leverage)
-        _check(
-            self.action_mode in ("continuous", "discrete"),
-            k + "action_mode",
-            "must be 'continuous' or 'discrete'",
-            self.action_mode,
-        )
-        _check(self.initial_cash > 0, k + "initial_cash", "must be > 0", self.initial_cash)
-        _check(
-            0 <= self.ruin_threshold < 1,
-            k + "ruin_threshold",
-            "must be in [0, 1)",
-            self.ruin_threshold,
-        )
+    _target_: str = "adan.market.TradingConfig"
 
 
 @dataclass
@@ -564,13 +525,6 @@ def _check_profiles(trading: DictConfig) -> None:
     profiles = trading.get("profiles")
     if not profiles:
         return
-    for key, cls in {"sizing": SizingConfig, "stops": StopsConfig, "risk": RiskConfig,
-                     "dbe": BehaviourConfig}.items():  # fmt: skip
-        if key in trading and OmegaConf.to_object(trading[key]) != cls():
-            raise ConfigError(
-                f"trading.{key} is not used when trading.profiles is set: set it in each "
-                f"profile (trading.profiles.<name>.{key})"
-            )
     for name in profiles:
         try:
             OmegaConf.to_object(profiles[name])

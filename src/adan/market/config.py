@@ -116,19 +116,19 @@ class TradingConfig:
         for name in ("fee_bps", "half_spread_bps", "slippage_bps"):
             value = self._number(name)
             if value < 0:
-                raise ValueError(f"trading.{name} must be >= 0, got {value:g}")
+                raise ConfigError(f"trading.{name} must be >= 0, got {value:g}")
         if self._number("max_leverage") <= 0:
-            raise ValueError(f"trading.max_leverage must be > 0, got {self.max_leverage:g}")
+            raise ConfigError(f"trading.max_leverage must be > 0, got {self.max_leverage:g}")
         if self._number("initial_cash") <= 0:
-            raise ValueError(f"trading.initial_cash must be > 0, got {self.initial_cash:g}")
+            raise ConfigError(f"trading.initial_cash must be > 0, got {self.initial_cash:g}")
         if not 0 <= self._number("ruin_threshold") < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"trading.ruin_threshold must be in [0, 1), got {self.ruin_threshold:g}"
             )
         if not isinstance(self.allow_short, bool):
-            raise ValueError(f"trading.allow_short must be a bool, got {self.allow_short!r}")
+            raise ConfigError(f"trading.allow_short must be a bool, got {self.allow_short!r}")
         if self.action_mode not in ACTION_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"trading.action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}"
             )
 
@@ -136,9 +136,9 @@ class TradingConfig:
         """Coerce field ``name`` to a finite float (YAML may give ints), or raise naming it."""
         value = getattr(self, name)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"trading.{name} must be a number, got {value!r}")
+            raise ConfigError(f"trading.{name} must be a number, got {value!r}")
         if not math.isfinite(value):
-            raise ValueError(f"trading.{name} must be finite, got {value!r}")
+            raise ConfigError(f"trading.{name} must be finite, got {value!r}")
         setattr(self, name, float(value))
         return float(value)
 

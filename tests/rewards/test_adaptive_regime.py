@@ -13,25 +13,10 @@ from adan.data.synthetic import BEAR, BULL, VOLATILE
 from adan.errors import ConfigError
 from adan.rewards import AdaptiveReward, StepOutcome
 from adan.rewards.adaptive import COMPONENTS
+from tests.rewards.outcomes import outcome
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 RETURN, DRAWDOWN = COMPONENTS.index("return"), COMPONENTS.index("drawdown")
-
-
-def outcome(r, regime=None, turnover=0.0, drawdown=0.0, prev_drawdown=0.0):
-    r = np.atleast_1d(np.asarray(r, dtype=np.float64))
-    full = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), r.shape).copy()  # noqa: E731
-    return StepOutcome(
-        net_log_return=r,
-        gross_log_return=r,
-        net_return=np.expm1(r),
-        cost_fraction=full(0.0),
-        turnover=full(turnover),
-        exposure=full(1.0),
-        drawdown=full(drawdown),
-        prev_drawdown=full(prev_drawdown),
-        regime=None if regime is None else np.asarray(regime, dtype=np.int8),
-    )
 
 
 def return_only(**kw) -> AdaptiveReward:
@@ -46,7 +31,9 @@ def random_steps(seed, n=3, steps=60, regimes=True):
     for _ in range(steps):
         dd = rng.uniform(0, 0.2, n)
         regime = rng.integers(0, 4, n) if regimes else None
-        out.append(outcome(rng.normal(0, 0.01, n), regime, rng.uniform(0, 1, n), dd, dd[::-1]))
+        out.append(
+            outcome(rng.normal(0, 0.01, n), rng.uniform(0, 1, n), dd, dd[::-1], regime=regime)
+        )
     return out
 
 
@@ -56,11 +43,11 @@ def test_a_regime_switch_changes_the_weighted_reward_gradually():
     )
     r = 0.01
     for _ in range(5):
-        reward, comps = rew(outcome([r, r], [BULL, BULL]))
+        reward, comps = rew(outcome([r, r], regime=[BULL, BULL]))
         np.testing.assert_allclose(reward, [r, r], rtol=1e-6)
     rewards = []
     for _ in range(40):
-        reward, comps = rew(outcome([r, r], [BEAR, BULL]))
+        reward, comps = rew(outcome([r, r], regime=[BEAR, BULL]))
         rewards.append(reward[0])
         np.testing.assert_allclose(reward[1], r, rtol=1e-6)  # the env still in bull: unchanged
         np.testing.assert_array_equal(comps["return"], [r, r])  # components stay unweighted
@@ -109,10 +96,10 @@ def test_a_new_episode_starts_at_its_regime_weights_not_the_old_episode_mix():
         w_turnover=0.0, regime_weights={"volatile": {"return": 2.0}}, regime_smoothing=0.1
     )
     for _ in range(3):
-        rew(outcome([0.01, 0.01], [BULL, BULL]))
+        rew(outcome([0.01, 0.01], regime=[BULL, BULL]))
     rew.reset_envs(np.array([True, False]))
     np.testing.assert_array_equal(rew.multipliers[0], 1.0)
-    reward, _ = rew(outcome([0.01, 0.01], [VOLATILE, VOLATILE]))
+    reward, _ = rew(outcome([0.01, 0.01], regime=[VOLATILE, VOLATILE]))
     np.testing.assert_allclose(reward, [0.02, 0.01 * (1 + 0.1)], rtol=1e-6)
 
 
@@ -135,11 +122,11 @@ def test_multipliers_round_trip_through_state_dict():
 def test_a_checkpoint_without_multipliers_loads_neutral_and_fresh():
     rew = AdaptiveReward(regime_weights={"bear": {"drawdown": 2.0}})
     rew.reset(2)
-    rew(outcome([0.01, -0.01], [BULL, BEAR]))
+    rew(outcome([0.01, -0.01], regime=[BULL, BEAR]))
     old = {k: v for k, v in rew.state_dict().items() if k in ("mean", "second", "downside")}
     rew.load_state_dict(old)
     np.testing.assert_array_equal(rew.multipliers, 1.0)
-    rew(outcome([0.0, 0.0], [BEAR, BEAR]))
+    rew(outcome([0.0, 0.0], regime=[BEAR, BEAR]))
     np.testing.assert_array_equal(rew.multipliers[:, DRAWDOWN], [2.0, 2.0])
 
 
@@ -168,9 +155,9 @@ def test_bad_regime_codes_are_refused_naming_the_envs():
     rew = AdaptiveReward(regime_weights={"bear": {"return": 2.0}})
     rew.reset(3)
     with pytest.raises(ValueError, match=r"out of range .* envs \[2\]"):
-        rew(outcome([0.0, 0.0, 0.0], [0, 1, 7]))
+        rew(outcome([0.0, 0.0, 0.0], regime=[0, 1, 7]))
     with pytest.raises(ValueError, match="must be int"):
-        rew(outcome([0.0, 0.0, 0.0], [0, 1]))
+        rew(outcome([0.0, 0.0, 0.0], regime=[0, 1]))
 
 
 def composed(*overrides):

@@ -1,22 +1,8 @@
 import numpy as np
 import pytest
 
-from adan.rewards import AdaptiveReward, RewardFunction, SimpleReward, StepOutcome
-
-
-def outcome(r, turnover=0.0, drawdown=0.0, prev_drawdown=0.0, n=None):
-    r = np.atleast_1d(np.asarray(r, dtype=np.float64))
-    full = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), r.shape).copy()  # noqa: E731
-    return StepOutcome(
-        net_log_return=r,
-        gross_log_return=r,
-        net_return=np.expm1(r),
-        cost_fraction=full(0.0),
-        turnover=full(turnover),
-        exposure=full(1.0),
-        drawdown=full(drawdown),
-        prev_drawdown=full(prev_drawdown),
-    )
+from adan.rewards import AdaptiveReward, RewardFunction, SimpleReward
+from tests.rewards.outcomes import outcome
 
 
 def test_simple_reward_is_scaled_net_log_return():

@@ -29,6 +29,7 @@ import numpy as np
 
 from adan.data.synthetic import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
 from adan.errors import check
+from adan.market.profiles import profile_index
 
 PARAMS = ("size", "stop", "target", "exposure")
 _KEY = "trading.dbe."
@@ -191,11 +192,7 @@ class DynamicBehaviourEngine:
         configs = list(configs)
         if not configs or not all(isinstance(c, BehaviourConfig) for c in configs):
             raise ValueError("DynamicBehaviourEngine needs one BehaviourConfig per profile")
-        profile = np.asarray(profile)
-        if profile.ndim != 1 or not np.issubdtype(profile.dtype, np.integer):
-            raise ValueError(f"profile must be a 1-D int array [N], got {profile.dtype}")
-        if profile.size and (profile.min() < 0 or profile.max() >= len(configs)):
-            raise ValueError(f"profile indices must be in [0, {len(configs)}), got {profile}")
+        profile = profile_index(configs, profile, "DynamicBehaviourEngine")
         check(
             math.isfinite(bars_per_year) and bars_per_year > 0,
             "env.bars_per_year",

@@ -17,6 +17,7 @@ import pandas as pd
 
 from adan.errors import check
 from adan.market.batch import row_sum
+from adan.market.profiles import profile_index
 
 RULES = (
     "max_position",
@@ -240,11 +241,7 @@ class RiskManager:
         day: np.ndarray,
     ) -> None:
         configs = list(configs)
-        profile = np.asarray(profile, dtype=np.int64).reshape(-1)
-        if not configs:
-            raise ValueError("RiskManager needs at least one RiskConfig")
-        if profile.size and (profile.min() < 0 or profile.max() >= len(configs)):
-            raise ValueError(f"profile indices must be in [0, {len(configs)}), got {profile}")
+        profile = profile_index(configs, profile, "RiskManager")
         close = np.asarray(close, dtype=np.float64)
         day = np.asarray(day, dtype=np.int64)
         self.assets = tuple(assets)

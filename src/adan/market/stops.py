@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from adan.errors import check
+from adan.market.profiles import profile_index
 
 MODES = ("none", "pct", "atr")
 NONE, PCT, ATR = 0, 1, 2
@@ -111,11 +112,7 @@ class StopBook:
         close: np.ndarray,
     ) -> None:
         configs = list(configs)
-        profile = np.asarray(profile, dtype=np.int64).reshape(-1)
-        if not configs:
-            raise ValueError("StopBook needs at least one StopsConfig")
-        if profile.size and (profile.min() < 0 or profile.max() >= len(configs)):
-            raise ValueError(f"profile indices must be in [0, {len(configs)}), got {profile}")
+        profile = profile_index(configs, profile, "StopBook")
         n, a = profile.size, int(num_assets)
         self.num_envs, self.num_assets = n, a
         self.mode = np.array([MODES.index(c.mode) for c in configs], dtype=np.int8)[profile]

@@ -168,8 +168,12 @@ class FileMarketSchema(PipelineSchema):
     cleaning: CleaningPolicy = field(default_factory=CleaningPolicy)
     report_path: str | None = "cleaning_report.json"
     encoding: str = "utf8"
+    decimal: str = "auto"  # auto (sniffed) | point | comma
+    calendar: str = "auto"  # auto (inferred per asset) | 24x7 | fx | equity
 
     def __post_init__(self) -> None:
+        from adan.data.calendar import SETTINGS
+        from adan.data.dialect import DECIMAL_SETTINGS
         from adan.data.loading import COLUMN_ALIASES
 
         _check(self.path not in (None, "", []), "data.path", "must name a file or glob", self.path)
@@ -179,6 +183,18 @@ class FileMarketSchema(PipelineSchema):
             "data.format",
             "must be auto, csv or parquet",
             self.format,
+        )
+        _check(
+            str(self.decimal).lower() in DECIMAL_SETTINGS,
+            "data.decimal",
+            "must be auto, point (1234.56) or comma (1234,56)",
+            self.decimal,
+        )
+        _check(
+            str(self.calendar).lower() in SETTINGS,
+            "data.calendar",
+            f"must be one of {list(SETTINGS)}",
+            self.calendar,
         )
         for key in self.columns:
             _check(
@@ -261,7 +277,7 @@ class TradingEnvSchema:
     window: int = 64
     episode_length: int = 256
     autoreset_mode: str = "NextStep"
-    bars_per_year: int = 8760
+    bars_per_year: float | None = None  # None: the data's (bar interval and calendar)
     validate_every_step: bool = False  # check every observation (adan.envs.validation)
 
     def __post_init__(self) -> None:
@@ -275,7 +291,12 @@ class TradingEnvSchema:
             "must be 'NextStep' or 'SameStep'",
             self.autoreset_mode,
         )
-        _check(self.bars_per_year > 0, k + "bars_per_year", "must be > 0", self.bars_per_year)
+        _check(
+            self.bars_per_year is None or self.bars_per_year > 0,
+            k + "bars_per_year",
+            "must be > 0, or null to take it from the data",
+            self.bars_per_year,
+        )
 
 
 @dataclass
@@ -540,10 +561,30 @@ def _check_across_groups(cfg: DictConfig) -> None:
     """Rules that tie two groups together."""
     agent, env = cfg.get("agent"), cfg.get("env")
     if agent is not None and env is not None:
-        batch = agent.n_steps * env.num_envs
+        next_step = env.get("autoreset_mode", "NextStep") == "NextStep"
         _check(
-            agent.n_minibatches <= batch,
+            agent.n_steps >= 2 or not next_step,
+            "agent.n_steps",
+            "must be >= 2 with env.autoreset_mode=NextStep (the step after an episode ends is "
+            "a reset, not a transition, so a 1-step rollout can hold none)",
+            agent.n_steps,
+        )
+        valid = min_valid_rows(agent.n_steps, env.num_envs, env.get("episode_length"), next_step)
+        _check(
+            agent.n_minibatches <= valid,
             "agent.n_minibatches",
-            f"must be <= agent.n_steps x env.num_envs = {batch}",
+            f"must be <= the transitions of one rollout, {valid} (agent.n_steps x env.num_envs"
+            + (" less one autoreset step per episode end" if next_step else "")
+            + ")",
             agent.n_minibatches,
         )
+
+
+def min_valid_rows(n_steps: int, num_envs: int, episode_length: int | None, next_step: bool) -> int:
+    """The fewest transitions a rollout holds when episodes run their full length: with
+    next-step autoreset, each episode end costs its env one reset step, at most
+    ceil(n_steps / (episode_length + 1)) per rollout (one, when the length is unknown)."""
+    if not next_step:
+        return n_steps * num_envs
+    resets = 1 if episode_length is None else -(-n_steps // (episode_length + 1))
+    return max(0, n_steps - resets) * num_envs

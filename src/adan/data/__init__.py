@@ -1,8 +1,10 @@
 """Market data: load and clean files, synthetic markets, causal features on several timeframes,
-a feature cache, time splits, and the pipeline that turns raw bars into ``MarketData``."""
+a feature cache, time splits, market calendars, and the pipeline that turns raw bars into
+``MarketData``."""
 
 from adan.data.bars import Bars, MarketData, TimeframeData
 from adan.data.cache import FeatureCache, content_key
+from adan.data.calendar import CALENDARS, bars_per_year
 from adan.data.cleaning import CleaningPolicy
 from adan.data.features import (
     DEFAULT_FEATURES,
@@ -19,6 +21,7 @@ from adan.data.synthetic import REGIME_NAMES, SyntheticMarket
 from adan.data.timeframes import HigherTimeframes, TimeframeSpec, resample
 
 __all__ = [
+    "CALENDARS",
     "DEFAULT_FEATURES",
     "FEATURES",
     "REGIME_NAMES",
@@ -36,6 +39,7 @@ __all__ = [
     "SyntheticMarket",
     "TimeframeData",
     "TimeframeSpec",
+    "bars_per_year",
     "compute_features",
     "content_key",
     "is_known_feature",

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from adan.data.calendar import CALENDARS
+
 
 @dataclass(frozen=True)
 class Bars:
@@ -18,6 +20,10 @@ class Bars:
     Prices and volume are float64 arrays of shape [T, A]. ``regimes`` holds the true market
     regime per bar ([T] int8) when the source knows it (the synthetic market), else None;
     ``filled`` marks bars that cleaning filled in for a gap (flat at the last close, volume 0).
+
+    The clock: ``calendar`` (``24x7``, ``fx``, ``equity``; see ``adan.data.calendar``), the bar
+    length ``bar_ns`` (None: the median spacing of ``timestamps``) and, for equity, the bars of
+    a trading session (None: judged from ``timestamps``). They give ``bars_per_year``.
     """
 
     timestamps: np.ndarray  # [T] datetime64[ns], UTC, strictly increasing
@@ -29,8 +35,15 @@ class Bars:
     volume: np.ndarray
     regimes: np.ndarray | None = None
     filled: np.ndarray | None = None  # [T, A] bool: bar filled in for a gap by cleaning
+    calendar: str = "24x7"
+    bar_ns: int | None = None
+    bars_per_session: float | None = None
 
     def __post_init__(self) -> None:
+        if self.calendar not in CALENDARS:
+            raise ValueError(
+                f"Bars.calendar must be one of {list(CALENDARS)}, got {self.calendar!r}"
+            )
         shape = (len(self.timestamps), len(self.assets))
         if self.filled is not None and self.filled.shape != shape:
             raise ValueError(f"Bars.filled has shape {self.filled.shape}, expected {shape}")

@@ -16,27 +16,34 @@ The rules run in this order, each on what the previous ones left:
    keeps the last, for append-style dumps whose later row is the completed bar).
 8. ``stale_bars``: runs of ``stale_bars`` or more flat, zero-volume bars repeating the last
    close (an exchange outage written as bars); dropped, so they become flagged gaps.
-9. ``outlier_price``: a price field far from its neighbours: robust z-score
+9. ``level_shift``: prices that jump by ``level_shift_factor`` or more between two bars and
+   stay there (a redenomination, an unadjusted split); the history is split there, as at a
+   gap longer than ``max_fill_bars`` (see ``_level_shifts`` for why nothing is rescaled).
+10. ``outlier_price``: a price field far from its neighbours: robust z-score
    |log(x / m)| / s > ``outlier_z``, where m is the median close of the ``outlier_neighbours``
    bars on each side and s the local scale (from the median absolute 1-bar log return and
    the median bar range around the bar; see ``_local_scale``); an
    open or close must also break continuity with the previous close / next open, and a wick
    is judged against its own bar's body (details in ``_repair_outliers``). This uses bars
-   after t: it is an offline repair of history, never part of a feature.
-10. ``ohlc_inconsistent``: high below open/close/low or low above them; high and low are
+   after t: it is an offline repair of history, never part of a feature. It runs on each side
+   of a level shift separately, so the shift is never read as a bad print.
+11. ``ohlc_inconsistent``: high below open/close/low or low above them; high and low are
     reset to the max and min of the four prices.
-11. ``gap``: missing bars on the bar clock; reported here, filled or split by alignment.
+12. ``gap``: missing bars on the bar clock while the market is open; reported here, filled or
+    split by alignment. Missing bars while the market is closed (an FX weekend, an equity
+    night; ``adan.data.calendar``) are calendar closures: not a defect, only counted.
 
 In ``strict`` mode the first defect raises ``DataError`` with the file row instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from adan.data.calendar import Calendar, fit_calendar
 from adan.data.loading import RawTable
 from adan.data.report import CleaningReport, DataError
 from adan.data.timestamps import NAT, parse_timestamps
@@ -51,6 +58,7 @@ class CleaningPolicy:
     mode: str = "repair"  # repair | strict
     max_fill_bars: int = 24  # longer gaps split the history (the longest segment is kept)
     stale_bars: int = 3  # 0 disables the rule
+    level_shift_factor: float = 3.0  # a lasting jump by this factor splits the history; 0: off
     outlier_z: float = 25.0  # 0 disables the rule
     outlier_neighbours: int = 2
     outlier_window: int = 24
@@ -74,6 +82,16 @@ class CleaningPolicy:
                 raise DataError(f"{key}{name} must be an integer >= 0, got {value!r}")
         if not isinstance(self.outlier_z, int | float) or self.outlier_z < 0:
             raise DataError(f"{key}outlier_z must be >= 0 (0 disables), got {self.outlier_z!r}")
+        factor = self.level_shift_factor
+        if (
+            not isinstance(factor, int | float)
+            or isinstance(factor, bool)
+            or not (factor == 0 or factor > 1)
+        ):
+            raise DataError(
+                f"{key}level_shift_factor must be > 1 (e.g. 3: a lasting jump to 3x or 1/3) "
+                f"or 0 (off), got {factor!r}"
+            )
         if self.bar is not None:
             try:
                 ok = pd.Timedelta(self.bar) > pd.Timedelta(0)
@@ -90,7 +108,11 @@ class CleaningPolicy:
 @dataclass
 class AssetSeries:
     """One asset's clean bars: sorted, unique timestamps (UTC ns), float64 OHLCV, and the file
-    row each bar came from."""
+    row each bar came from.
+
+    ``calendar`` says when its market is closed; ``closure[i]`` whether the missing bars after
+    bar i are a calendar closure (not a gap). ``breaks``: timestamps of the first bar after
+    each level shift, where alignment splits the history."""
 
     asset: str
     file: str
@@ -102,9 +124,17 @@ class AssetSeries:
     volume: np.ndarray
     rows: np.ndarray
     bar_ns: int
+    calendar: Calendar | None = None
+    closure: np.ndarray | None = None
+    breaks: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def fit_calendar(self, setting: str = "auto") -> None:
+        """Judge (or re-judge, after files are joined) the calendar and its closures."""
+        self.calendar = fit_calendar(self.ts, self.bar_ns, setting)
+        self.closure, _ = self.calendar.judge(self.ts)
 
 
 def clean_asset(
@@ -113,8 +143,10 @@ def clean_asset(
     policy: CleaningPolicy,
     report: CleaningReport,
     index: np.ndarray | None = None,
+    calendar: str = "auto",
 ) -> AssetSeries:
-    """Apply every rule to the rows ``index`` of ``table`` (all rows when None).
+    """Apply every rule to the rows ``index`` of ``table`` (all rows when None); ``calendar``
+    (``data.calendar``: auto, 24x7, fx, equity) decides which missing bars are closures.
 
     Rules 1-7 only compute masks and an order over the rows; the columns are gathered once,
     into their final (sorted, de-duplicated) order, so a large file is not copied per rule.
@@ -262,20 +294,36 @@ def clean_asset(
         ts, rows = ts[~stale], rows[~stale]
         values = {k: v[~stale] for k, v in values.items()}
 
-    _repair_outliers(values, policy, flag)
+    shifts = _level_shifts(values, policy)
+    if len(shifts):
+        prev, new = values["close"][shifts - 1], values["open"][shifts]
+        factor = np.maximum(prev / new, new / prev)
+        flag(
+            "level_shift",
+            shifts,
+            "history split at the shift, as at a gap longer than max_fill_bars; the longest "
+            "segment is kept",
+            f"prices jump by a factor of {factor[0]:.4g} between two bars and stay there "
+            f"(close {prev[0]:g} -> open {new[0]:g} at {pd.Timestamp(ts[shifts[0]])}): a "
+            "redenomination or an unadjusted split; set data.cleaning.level_shift_factor=0 if "
+            "it is a real move",
+        )
+    bounds = np.concatenate([[0], shifts, [len(ts)]])
+    _repair_outliers(values, policy, flag, bounds)
     _repair_ohlc(values, flag)
 
-    steps = np.diff(ts)
-    gaps = np.flatnonzero(steps > bar_ns)
+    series = AssetSeries(asset, file, ts, **values, rows=rows, bar_ns=bar_ns, breaks=ts[shifts])
+    series.fit_calendar(calendar)
+    _, missing = series.calendar.judge(ts)
+    gaps = np.flatnonzero(missing)
     if len(gaps):
-        missing = (steps[gaps] // bar_ns - 1).astype(np.int64)
         worst = int(np.argmax(missing))
         flag(
             "gap",
             gaps + 1,
             f"gaps up to {policy.max_fill_bars} bars filled and flagged; longer ones split",
             f"{int(missing.sum())} missing bars in {len(gaps)} gap(s); longest "
-            f"{int(missing[worst])} bars after {pd.Timestamp(ts[gaps[worst]])}",
+            f"{int(missing[worst])} bars after {pd.Timestamp(ts[worst])}" + _closure_note(series),
         )
     misaligned = np.flatnonzero((ts - ts[0]) % bar_ns != 0)
     if len(misaligned):
@@ -284,7 +332,14 @@ def clean_asset(
             f"not on the {pd.Timedelta(bar_ns)} bar clock that starts at {pd.Timestamp(ts[0])}; "
             "resample the file to one bar length first, or set data.cleaning.bar"
         )
-    return AssetSeries(asset, file, ts, **values, rows=rows, bar_ns=bar_ns)
+    return series
+
+
+def _closure_note(series: AssetSeries) -> str:
+    n = 0 if series.closure is None else int(series.closure.sum())
+    if not n:
+        return ""
+    return f" (not counting {n} {series.calendar.name} calendar closure(s))"
 
 
 def _bar_length(ts: np.ndarray, policy: CleaningPolicy, file: str, asset: str) -> int:
@@ -316,8 +371,52 @@ def _stale_bars(values: dict[str, np.ndarray], min_run: int) -> np.ndarray:
     return out
 
 
-def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag) -> None:
-    """Rule 9: price fields far from their neighbours, judged in two steps.
+def _level_shifts(values: dict[str, np.ndarray], policy: CleaningPolicy) -> np.ndarray:
+    """Rule 9: indices of bars that open a lasting new price level.
+
+    A shift at bar t: the open jumps from the previous close by ``level_shift_factor`` or more,
+    the close moves as far the same way (the whole bar is at the new level: the jump is
+    between bars, not a crash within one), the jump is beyond ``outlier_z`` local scales (when
+    that rule is on), and it lasts: the median close of the ``outlier_window`` bars from t is
+    within a quarter of the jump of the new level, and that of the bars before t of the old.
+    A bad print that reverts fails the last test and is left to the outlier rule.
+
+    Why split rather than repair: before this rule the outlier rule read the jump as two bad
+    prints and replaced the last close before it and the first open after it by the
+    neighbours' median, an invented price halfway between the levels, and the -90 % bar
+    return still reached the features. Rescaling one side instead would need to know which
+    unit is right and would invent every price of that side; a split keeps only real bars,
+    and alignment keeps the longest stretch, as it does at a long gap.
+    """
+    factor, n = policy.level_shift_factor, len(values["close"])
+    if factor == 0 or n < 6:
+        return np.empty(0, dtype=np.int64)
+    logc, logo = np.log(values["close"]), np.log(values["open"])
+    jump = np.log(factor)
+    gap = logo[1:] - logc[:-1]
+    step = logc[1:] - logc[:-1]
+    cand = np.flatnonzero((np.abs(gap) >= jump) & (np.abs(step) >= jump) & (gap * step > 0)) + 1
+    if not len(cand):
+        return cand.astype(np.int64)
+    if policy.outlier_z > 0:
+        scale = _local_scale(logc, np.log(values["high"] / values["low"]), policy.outlier_window)
+        cand = cand[np.abs(gap[cand - 1]) / scale[cand] > policy.outlier_z]
+    window = max(policy.outlier_window, 3)
+    keep = []
+    for t in cand:  # candidates are few: a loop over them, not over bars
+        before, after = logc[max(0, t - window) : t], logc[t : t + window]
+        if len(before) < 3 or len(after) < 3:
+            continue
+        tol = abs(gap[t - 1]) / 4
+        if abs(np.median(after) - logo[t]) < tol and abs(np.median(before) - logc[t - 1]) < tol:
+            keep.append(t)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _repair_outliers(
+    values: dict[str, np.ndarray], policy: CleaningPolicy, flag, bounds: np.ndarray
+) -> None:
+    """Rule 10 on each stretch ``bounds[i]:bounds[i + 1]`` between level shifts, one report.
 
     Open and close: flagged when their robust z against the neighbours' median close exceeds
     ``outlier_z`` *and* they break continuity (the open jumps from the previous close, the
@@ -326,10 +425,28 @@ def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag
     judged against the bar's own body, at twice the threshold since real wicks are long; a bad
     one is cut back to the body.
     """
+    found, examples = [], []
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        part = {k: v[start:stop] for k, v in values.items()}  # views: repairs write through
+        bars, said = _outliers(part, policy)
+        found.append(bars + start)
+        examples += said
+    bars = np.concatenate(found)
+    if len(bars):
+        flag(
+            "outlier_price",
+            bars,
+            "bad open/close replaced by the neighbours' median close; bad wick cut to the body",
+            f"robust z > {policy.outlier_z:g}: " + "; ".join(examples),
+        )
+
+
+def _outliers(values: dict[str, np.ndarray], policy: CleaningPolicy) -> tuple[np.ndarray, list]:
+    """Repair one stretch in place; (bars repaired, examples for the report)."""
     n = len(values["close"])
     k, zmax = policy.outlier_neighbours, policy.outlier_z
     if zmax == 0 or k == 0 or n < 2 * k + 2:
-        return
+        return np.empty(0, dtype=np.int64), []
     logc = np.log(values["close"])
     ref = _neighbour_median(logc, k)
     scale = _local_scale(logc, np.log(values["high"] / values["low"]), policy.outlier_window)
@@ -367,14 +484,7 @@ def _repair_outliers(values: dict[str, np.ndarray], policy: CleaningPolicy, flag
     ]
     values["high"][hits["high"]] = body_hi[hits["high"]]
     values["low"][hits["low"]] = body_lo[hits["low"]]
-    bars = np.unique(np.concatenate(list(hits.values())))
-    if len(bars):
-        flag(
-            "outlier_price",
-            bars,
-            "bad open/close replaced by the neighbours' median close; bad wick cut to the body",
-            f"robust z > {zmax:g}: " + "; ".join(examples),
-        )
+    return np.unique(np.concatenate(list(hits.values()))), examples
 
 
 _BLOCK = 1 << 20  # rows per block of the neighbour median (bounds its temporary memory)
@@ -417,7 +527,7 @@ def _block_median(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def _repair_ohlc(values: dict[str, np.ndarray], flag) -> None:
-    """Rule 10: high >= max(open, close, low) and low <= min(open, close, high)."""
+    """Rule 11: high >= max(open, close, low) and low <= min(open, close, high)."""
     o, h, lo, c = (values[k] for k in PRICES)
     top = np.maximum.reduce([o, h, lo, c])
     bottom = np.minimum.reduce([o, h, lo, c])

@@ -11,12 +11,16 @@ Columns are matched case-insensitively after normalising spaces and dashes to un
 (``Volume BTC`` -> ``volume_btc``), against the aliases in ``COLUMN_ALIASES``; a ``columns``
 mapping {canonical name: file column} overrides them. Timestamps are parsed by
 ``adan.data.timestamps``; nothing here judges the values (that is ``cleaning``'s job).
+
+What a CSV file is and how it is written (compression, delimiter, header line, decimal mark,
+thousands separator) is sniffed from its head by ``adan.data.dialect`` and kept in
+``RawTable.dialect``, which the cleaning report lists per file.
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +33,10 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from adan.data import dialect as dl
 from adan.data.report import DataError
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -105,7 +112,7 @@ def file_format(path: Path, fmt: str = "auto") -> str:
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         return "parquet"
-    if name.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+    if name.endswith((".csv", ".txt", ".tsv", ".gz")):  # .gz: gzip-compressed text
         return "csv"
     raise DataError(f"{path}: cannot tell the format from the name; set data.format=csv or parquet")
 
@@ -188,6 +195,8 @@ class RawTable:
     first_row: int = 2  # CSV: the line after the header
     unparsed: dict[str, np.ndarray] = field(default_factory=dict)  # column -> bad row indices
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line, text), skipped
+    # CSV: delimiter, skip (lines before the header), encoding, decimal, thousands, compression
+    dialect: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.open)
@@ -215,30 +224,42 @@ def _ts_kind(kind: pa.DataType) -> str:
 
 
 def read_table(
-    path: Path, fmt: str = "auto", columns: Mapping[str, str] | None = None, encoding: str = "utf8"
+    path: Path,
+    fmt: str = "auto",
+    columns: Mapping[str, str] | None = None,
+    encoding: str = "utf8",
+    decimal: str | None = "auto",
 ) -> RawTable:
     """Read one CSV or Parquet file's OHLCV (+ timestamp, optional symbol) columns.
 
-    CSV: the delimiter and any lines before the header are detected; rows with the wrong
-    number of fields are skipped and listed in ``RawTable.malformed``."""
+    CSV: gzip compression (by content, whatever the name), the delimiter, any lines before the
+    header and the decimal mark (``decimal``: auto, point or comma) are detected; a file that
+    is not text is refused; rows with the wrong number of fields are skipped and listed in
+    ``RawTable.malformed``."""
     kind = file_format(path, fmt)
+    mark = dl.decimal_mark(decimal)
     try:
         if os.path.getsize(path) == 0:
             raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows")
         if kind == "parquet":
             table = _read_parquet(path, columns)
         else:
-            table = _read_csv(path, columns, encoding)
+            table = _read_csv(path, columns, encoding, mark)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot be read as {kind}: {err}") from err
+        hint = ""
+        if kind == "csv":
+            with open(path, "rb") as fh:
+                if dl.is_gzip(fh.read(2)):
+                    hint = "; the gzip data may be truncated or corrupt: download the file again"
+        raise DataError(f"{path}: cannot be read as {kind}: {err}{hint}") from err
     # pyarrow's allocator keeps freed blocks for reuse; hand them back before cleaning runs
     pa.default_memory_pool().release_unused()
     return table
 
 
-def _count_csv_rows(path: Path) -> int:
+def _count_csv_rows(path: Path, compression: str | None) -> int:
     """Newlines in the file (an upper bound on data rows + header), by a fast byte scan."""
-    if path.name.lower().endswith(".gz"):
+    if compression is not None:
         return 0  # unknown: the arrays grow as batches arrive
     n, last = 0, b"\n"
     with open(path, "rb") as fh:
@@ -292,25 +313,28 @@ class _Columns:
         )
 
 
-def _to_float(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A column as float64 (NaN for null or text), and the indices that were text, not null."""
+def _to_float(col: pa.ChunkedArray | pa.Array, decimal: str = ".") -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64 (NaN for null or text), and the indices that were text, not null.
+
+    Text columns are numbers written with ``decimal`` and perhaps thousands separators (see
+    ``adan.data.dialect.parse_numbers``), or text that is not a number."""
     if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64), np.empty(0, int)
-    import pandas as pd
-
-    raw = col.to_pandas()
-    out = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-    text = np.flatnonzero(np.isnan(out) & raw.notna().to_numpy())
-    return out, text
+    return dl.parse_numbers(col, decimal)
 
 
 def _batch_arrays(
-    batch: pa.RecordBatch, mapping: dict[str, str], ts_kind: str, offset: int, bad: dict
+    batch: pa.RecordBatch,
+    mapping: dict[str, str],
+    ts_kind: str,
+    offset: int,
+    bad: dict,
+    decimal: str = ".",
 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
     cols = {name: batch.column(batch.schema.get_field_index(col)) for name, col in mapping.items()}
     num = {}
     for name in _NUMERIC:
-        num[name], text = _to_float(cols[name])
+        num[name], text = _to_float(cols[name], decimal)
         if len(text):
             bad.setdefault(name, []).append(text + offset)
     ts_col = cols["timestamp"]
@@ -328,64 +352,75 @@ def _batch_arrays(
     return ts, num, sym
 
 
-def _sniff_csv(path: Path, encoding: str) -> tuple[str, int]:
-    """(delimiter, lines before the header) from the first 64 KiB of the file.
-
-    The delimiter is the one of , ; tab | that splits the sample's lines into the most
-    fields consistently; lines before the first line with that many fields (a title or URL
-    line, as CryptoDataDownload files have) are skipped."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    if len(head) == 1 << 16:
+def _sniff_csv(path: Path, encoding: str) -> tuple[list[str], dict[str, Any]]:
+    """The head's lines and the dialect sniffed from them: compression (gzip by its first
+    bytes, whatever the name), delimiter and lines before the header (see
+    ``adan.data.dialect.sniff_layout``). A file that is not text is refused here."""
+    head, compression = dl.read_head(path)
+    dl.refuse_binary(path, head, encoding, "after gzip decompression, " if compression else "")
+    if len(head) == dl.HEAD_BYTES:
         head = head[: head.rfind(b"\n") + 1] or head  # whole lines only
     try:
         text = head.decode(encoding)
     except UnicodeDecodeError as err:
         raise DataError(
-            f"{path}: not {encoding} text (byte {err.start} of the file); set data.encoding, "
+            f"{path}: not {encoding} text (byte {err.start} of the "
+            f"{'decompressed ' if compression else ''}file); set data.encoding, "
             "e.g. data.encoding=latin-1"
         ) from err
     except LookupError as err:
         raise DataError(f"data.encoding={encoding!r} is not a known text encoding") from err
-    lines = text.lstrip("\ufeff").splitlines()[:50]
-    filled = [ln for ln in lines if ln.strip()]
-    if not filled:
+    lines = dl.split_lines(text.lstrip("\ufeff"))
+    if not any(ln.strip() for ln in lines[:50]):
         raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows")
-    best, fields = ",", 0
-    for delim in (",", ";", "\t", "|"):
-        counts = [ln.count(delim) for ln in filled[-20:]]
-        mode = max(set(counts), key=counts.count)
-        if mode > fields:
-            best, fields = delim, mode
-    header = next((i for i, ln in enumerate(lines) if ln.count(best) == fields), 0)
-    return best, header
+    delimiter, skip = dl.sniff_layout(lines)
+    if compression and not path.name.lower().endswith(".gz"):
+        log.info("%s: gzip-compressed (by its first bytes); read decompressed", path)
+    dialect = {"delimiter": delimiter, "skip": skip, "encoding": encoding}
+    return lines, dict(dialect, compression=compression)
 
 
-def _read_csv(path: Path, overrides: Mapping[str, str] | None, encoding: str = "utf8") -> RawTable:
-    delimiter, skip = _sniff_csv(path, encoding)
-    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=skip, encoding=encoding)
-    parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda row: "skip")
+def _read_csv(
+    path: Path,
+    overrides: Mapping[str, str] | None,
+    encoding: str = "utf8",
+    decimal: str | None = None,
+) -> RawTable:
+    lines, dialect = _sniff_csv(path, encoding)
+    read = pacsv.ReadOptions(
+        block_size=CSV_BLOCK_BYTES, skip_rows=dialect["skip"], encoding=encoding
+    )
+    parse = pacsv.ParseOptions(
+        delimiter=dialect["delimiter"], invalid_row_handler=lambda row: "skip"
+    )
     try:
-        probe = pacsv.open_csv(path, read_options=read, parse_options=parse)
+        with dl.open_stream(path, dialect["compression"]) as stream:
+            probe = pacsv.open_csv(stream, read_options=read, parse_options=parse)
+            schema = probe.schema
+            probe.close()  # it reads ahead in the background: free its blocks before streaming
     except pa.ArrowInvalid as err:
         if "Empty CSV file" in str(err):
             raise DataError(f"{path}: the file is empty; expected a header and OHLCV rows") from err
         raise
-    schema = probe.schema
-    probe.close()  # it reads ahead in the background: free its blocks before streaming
     names = schema.names
     mapping, ignored = resolve_columns(path, names, overrides)
+    numbers = [names.index(mapping[k]) for k in _NUMERIC]
+    mark, thousands = dl.sniff_decimal(
+        path, lines, dialect["skip"] + 1, dialect["delimiter"], numbers, decimal
+    )
+    dialect.update(decimal=mark, thousands=thousands)
     ts_kind = "text" if "time" in mapping else _ts_kind(schema.field(mapping["timestamp"]).type)
     # Numbers are read as numbers when the first block says they are; a later block with text
     # in them makes pyarrow fail, and the file is then read again as text (the timestamps
-    # too, as strings: the parser reads epochs stored as text).
-    types = {mapping[k]: pa.float64() for k in _NUMERIC}
+    # too, as strings: the parser reads epochs stored as text, and numbers are converted by
+    # the dialect, thousands separators and all). Numbers with thousands separators in the
+    # head are read as text from the start; a decimal comma alone pyarrow reads as numbers.
+    plain = thousands is None
+    types = {mapping[k]: pa.float64() if plain else pa.string() for k in _NUMERIC}
     types[mapping["timestamp"]] = _TS_ARROW[ts_kind]
     for extra in ("symbol", "time"):
         if extra in mapping:
             types[mapping[extra]] = pa.string()
-    dialect = {"delimiter": delimiter, "skip": skip, "encoding": encoding}
     try:
         return _stream_csv(path, mapping, ignored, types, ts_kind, dialect)
     except pa.ArrowInvalid:
@@ -412,39 +447,50 @@ def _stream_csv(
         column_types=types,
         include_columns=list(dict.fromkeys(mapping.values())),
         strings_can_be_null=True,
+        decimal_point=dialect["decimal"],
     )
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(
-            block_size=CSV_BLOCK_BYTES,
-            skip_rows=dialect["skip"],
-            encoding=dialect["encoding"],
-            use_threads=use_threads,
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=dialect["delimiter"],
-            ignore_empty_lines=False,  # a blank line stays a row, so row numbers stay lines
-            invalid_row_handler=skip_row,
-        ),
-        convert_options=convert,
-    )
-    out = _Columns(_count_csv_rows(path), ts_kind, "symbol" in mapping)
+    out = _Columns(_count_csv_rows(path, dialect["compression"]), ts_kind, "symbol" in mapping)
     bad: dict[str, list] = {}
-    for batch in reader:
-        if _ts_kind(batch.schema.field(mapping["timestamp"]).type) != ts_kind:
-            # numbers in the first block, text later: parse the whole column as text instead
-            raise pa.ArrowInvalid("timestamp column changes type")
-        out.add(*_batch_arrays(batch, mapping, ts_kind, out.n, bad))
+    with dl.open_stream(path, dialect["compression"]) as stream:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(
+                block_size=CSV_BLOCK_BYTES,
+                skip_rows=dialect["skip"],
+                encoding=dialect["encoding"],
+                use_threads=use_threads,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect["delimiter"],
+                ignore_empty_lines=False,  # a blank line stays a row, so row numbers stay lines
+                invalid_row_handler=skip_row,
+            ),
+            convert_options=convert,
+        )
+        for batch in reader:
+            if _ts_kind(batch.schema.field(mapping["timestamp"]).type) != ts_kind:
+                # numbers in the first block, text later: parse the whole column as text
+                raise pa.ArrowInvalid("timestamp column changes type")
+            out.add(*_batch_arrays(batch, mapping, ts_kind, out.n, bad, dialect["decimal"]))
     if any(line is None for line, _ in malformed) and use_threads:
         # pyarrow knows the line of a bad row only when parsing on one thread
         return _stream_csv(path, mapping, ignored, types, ts_kind, dialect, use_threads=False)
     table = out.table(path, mapping, ignored, first_row=dialect["skip"] + 2)
     table.unparsed = {k: np.concatenate(v) for k, v in bad.items()}
     table.malformed = [(int(line), text) for line, text in malformed]
+    table.dialect = dict(dialect)
     return table
 
 
 def _read_parquet(path: Path, overrides: Mapping[str, str] | None) -> RawTable:
+    with open(path, "rb") as fh:
+        head = fh.read(dl.HEAD_BYTES)
+    if not head.startswith(b"PAR1"):
+        raise DataError(
+            f"{path}: not a Parquet file: it looks like {dl.describe(head)}; set "
+            "data.format=csv for delimited text (gzip-compressed or not), or point data.path "
+            "at the Parquet file"
+        )
     # no pre-buffering and a read buffer: pages stream in, never a whole row group at once
     pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
     names = pf.schema_arrow.names

@@ -24,6 +24,7 @@ import pandas as pd
 
 from adan.data.bars import Bars, MarketData
 from adan.data.cache import FeatureCache, content_key
+from adan.data.calendar import clock_meta
 from adan.data.features import FEATURE_CODE_VERSION, compute_features, require_finite
 from adan.data.splits import (
     FeatureScaler,
@@ -97,11 +98,16 @@ def bars_to_arrays(bars: Bars) -> dict[str, np.ndarray]:
     out = {
         "timestamps": bars.timestamps.astype("datetime64[ns]").view(np.int64),
         "assets": np.array(bars.assets, dtype=str),
+        "calendar": np.array(bars.calendar, dtype=str),
         **{k: getattr(bars, k) for k in _BAR_FIELDS},
     }
     for k in ("regimes", "filled"):
         if getattr(bars, k) is not None:
             out[k] = getattr(bars, k)
+    if bars.bar_ns is not None:
+        out["bar_ns"] = np.array(bars.bar_ns, dtype=np.int64)
+    if bars.bars_per_session is not None:
+        out["bars_per_session"] = np.array(bars.bars_per_session, dtype=np.float64)
     return out
 
 
@@ -112,8 +118,17 @@ def bars_from_arrays(a: Mapping[str, np.ndarray]) -> Bars:
         assets=tuple(str(x) for x in a["assets"]),
         regimes=a.get("regimes"),
         filled=a.get("filled"),
+        calendar=str(a["calendar"]) if "calendar" in a else "24x7",
+        bar_ns=int(a["bar_ns"]) if "bar_ns" in a else None,
+        bars_per_session=float(a["bars_per_session"]) if "bars_per_session" in a else None,
         **{k: a[k] for k in _BAR_FIELDS},
     )
+
+
+def clock_of(bars: Bars) -> dict[str, Any]:
+    """``MarketData.meta``'s clock keys for ``bars``: ``bar_interval``, ``bar_seconds``,
+    ``calendar``, ``bars_per_year`` (see ``adan.data.calendar.clock_meta``)."""
+    return clock_meta(bars.timestamps, bars.calendar, bars.bar_ns, bars.bars_per_session)
 
 
 class MarketPipeline:
@@ -245,10 +260,18 @@ class MarketPipeline:
                     f"the test period starts at {test.bars.timestamps[0]}, before the history "
                     f"ends ({history.bars.timestamps[-1]}): it would not be held out"
                 )
+            clock, test_clock = clock_of(history.bars), clock_of(test.bars)
+            for key in ("bar_interval", "calendar"):
+                if test_clock[key] != clock[key]:
+                    raise ValueError(
+                        f"the test period's {key} is {test_clock[key]!r}, the history's "
+                        f"{clock[key]!r}: annualised results would not compare; resample the "
+                        "files to one bar length, or set data.calendar for both"
+                    )
             whole = {"test": (0, len(test.bars) - test.first_row)}
             self._check_sizes(whole, test)
             contract = fitted or _contract(out["train"].meta)
-            out["test"] = self._assemble(test, whole, contract)["test"]
+            out["test"] = self._assemble(test, whole, contract, clock)["test"]
         return out
 
     def build_walk_forward(
@@ -336,8 +359,12 @@ class MarketPipeline:
         prep: PreparedBars,
         bounds: Mapping[str, tuple[int, int]],
         fitted: Mapping[str, Any] | None,
+        clock: Mapping[str, Any] | None = None,
     ) -> dict[str, MarketData]:
-        """Normalise and cut ``prep`` into ``MarketData`` per named range of kept rows."""
+        """Normalise and cut ``prep`` into ``MarketData`` per named range of kept rows.
+
+        Every split's meta carries the clock (``clock``, else ``prep``'s own): bar interval,
+        calendar and bars per year belong to the data, not to a config."""
         bars, first = prep.bars, prep.first_row
         raw = prep.raw[first:]
         if fitted is not None:
@@ -349,6 +376,7 @@ class MarketPipeline:
             "scaler": scaler.state_dict(),
             "feature_names": list(self.features),
             "features_version": FEATURE_CODE_VERSION,
+            **(clock or clock_of(bars)),
         }
         timeframes: dict = {}
         if prep.higher:

@@ -124,11 +124,34 @@ class CleaningReport:
         return path
 
     def describe(self) -> str:
-        """A short multi-line text: one line per defect, for the log."""
+        """A short multi-line text for the log: one line per defect, then how files were read
+        when it was not plain CSV (gzip, decimal comma, thousands) and the calendar."""
         if not self.defects:
-            return "cleaning: no defects found"
-        lines = [f"cleaning ({self.mode}): {len(self.defects)} defect(s)"]
+            lines = ["cleaning: no defects found"]
+        else:
+            lines = [f"cleaning ({self.mode}): {len(self.defects)} defect(s)"]
         for d in self.defects:
             where = f"{Path(d.file).name}" if d.file else d.asset
             lines.append(f"  {where}: {d.rule} x{d.count} -> {d.action}")
+        for info in self.files:
+            dialect = info.get("dialect") or {}
+            how = []
+            if dialect.get("compression"):
+                how.append(f"{dialect['compression']}-compressed")
+            if dialect.get("decimal") == ",":
+                how.append("decimal comma")
+            if dialect.get("thousands"):
+                how.append(f"thousands separator {dialect['thousands']!r}")
+            if how:
+                lines.append(f"  {Path(info['path']).name}: read as {', '.join(how)}")
+        calendar = self.summary.get("calendar")
+        if calendar:
+            assets = calendar["assets"]
+            closures = sum(a["closures"] for a in assets.values())
+            reasons = "; ".join(f"{k}: {a['reason']}" for k, a in list(assets.items())[:3])
+            more = f"; {len(assets) - 3} more in the report" if len(assets) > 3 else ""
+            line = f"  calendar {calendar['calendar']} ({reasons}{more})"
+            if closures:
+                line += f"; {closures} market closure(s), not gaps"
+            lines.append(line)
         return "\n".join(lines)

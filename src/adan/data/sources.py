@@ -9,7 +9,10 @@ Alignment puts every asset on one bar clock from the date the last asset was lis
 date the first one ends. A bar missing for an asset (a gap in its file, or a bar cleaning
 dropped) is filled flat at the last close with zero volume and flagged in ``Bars.filled``, if
 the gap is at most ``max_fill_bars`` long. Longer gaps split the history, and the longest
-segment without one is kept; both are in the cleaning report.
+segment without one is kept; both are in the cleaning report. A level shift splits the history
+the same way. Bars missing while an asset's market is closed (its calendar, see
+``adan.data.calendar``) are not gaps: a slot closed for every asset is not on the clock at all,
+and one that another asset trades is filled flat and flagged, without splitting.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from adan.data.bars import Bars
+from adan.data.calendar import check_setting, most_open, session_bars
 from adan.data.cleaning import AssetSeries, CleaningPolicy, clean_asset
+from adan.data.dialect import decimal_mark
 from adan.data.loading import expand_paths, read_table
 from adan.data.pipeline import MarketPipeline
 from adan.data.report import CleaningReport, DataError
@@ -36,7 +41,7 @@ from adan.data.report import CleaningReport, DataError
 log = logging.getLogger(__name__)
 # Part of the feature-cache key of file sources: bump it when loading, cleaning or alignment
 # changes what a file turns into, so that old cache entries are not reused.
-DATA_CODE_VERSION = 2
+DATA_CODE_VERSION = 3
 
 
 def load_assets(
@@ -46,16 +51,18 @@ def load_assets(
     policy: CleaningPolicy,
     asset: str,
     encoding: str = "utf8",
+    decimal: str = "auto",
+    calendar: str = "auto",
 ) -> tuple[list[AssetSeries], CleaningReport]:
     """Read and clean one file: one asset, or one per symbol in a long file."""
     report = CleaningReport(policy.mode)
-    table = read_table(path, fmt, columns, encoding)
-    report.note_file(
-        path=str(path),
-        rows=len(table),
-        columns=table.columns,
-        ignored_columns=table.ignored,
+    table = read_table(path, fmt, columns, encoding, decimal)
+    info: dict[str, Any] = dict(
+        path=str(path), rows=len(table), columns=table.columns, ignored_columns=table.ignored
     )
+    if table.dialect:
+        info["dialect"] = table.dialect
+    report.note_file(**info)
     if table.malformed:
         line, text = table.malformed[0]
         report.defect(
@@ -67,7 +74,7 @@ def load_assets(
             f"wrong number of fields, e.g. line {line}: {text[:80]!r}",
         )
     if table.symbol is None:
-        return [clean_asset(table, asset, policy, report)], report
+        return [clean_asset(table, asset, policy, report, calendar=calendar)], report
     symbols = pd.Series(table.symbol, dtype=object)
     if symbols.isna().any():
         bad = np.flatnonzero(symbols.isna().to_numpy())
@@ -85,9 +92,9 @@ def load_assets(
         )
     if len(groups) == 1:  # a one-asset file that names its symbol (e.g. BTC/USDT): use the name
         ((name, idx),) = groups.items()
-        return [clean_asset(table, _asset_name(str(name)), policy, report, idx)], report
+        return [clean_asset(table, _asset_name(str(name)), policy, report, idx, calendar)], report
     return [
-        clean_asset(table, _asset_name(str(name)), policy, report, idx)
+        clean_asset(table, _asset_name(str(name)), policy, report, idx, calendar)
         for name, idx in groups.items()
     ], report
 
@@ -100,7 +107,7 @@ def _asset_name(symbol: str) -> str:
 def asset_from_path(path: Path) -> str:
     """``Binance_BTCUSDT_1h.csv`` -> ``Binance_BTCUSDT_1h`` (the stem; a symbol column wins)."""
     name = path.name
-    for ext in (".csv.gz", ".parquet", ".csv", ".txt", ".tsv", ".pq"):
+    for ext in (".csv.gz", ".txt.gz", ".tsv.gz", ".gz", ".parquet", ".csv", ".txt", ".tsv", ".pq"):
         if name.lower().endswith(ext):
             return name[: -len(ext)]
     return path.stem
@@ -109,7 +116,8 @@ def asset_from_path(path: Path) -> str:
 def align_assets(
     series: Sequence[AssetSeries], policy: CleaningPolicy, report: CleaningReport
 ) -> Bars:
-    """Put every asset on one bar clock; fill and flag short gaps, split at long ones."""
+    """Put every asset on one bar clock; fill and flag short gaps, split at long ones and at
+    level shifts; leave out the slots where every asset's market is closed."""
     series = merge_same_asset(series, report)
     names = [s.asset for s in series]
     bar = series[0].bar_ns
@@ -135,7 +143,20 @@ def align_assets(
                 f"{pd.Timedelta(bar)} clock of the other assets, which starts at "
                 f"{pd.Timestamp(start)}; resample or shift the files to common bar times"
             )
-    clock = start + bar * np.arange((stop - start) // bar + 1, dtype=np.int64)
+    grid = start + bar * np.arange((stop - start) // bar + 1, dtype=np.int64)
+    n = len(grid)
+    have = np.zeros((n, len(series)), dtype=bool)
+    closed = np.zeros((n, len(series)), dtype=bool)  # missing while the asset's market is shut
+    for j, s in enumerate(series):
+        inside = (s.ts >= start) & (s.ts <= stop)
+        have[((s.ts[inside] - start) // bar).astype(np.int64), j] = True
+        missing = np.flatnonzero(~have[:, j])
+        if s.calendar is not None and s.closure is not None:
+            closed[missing, j] = s.calendar.closed_slots(grid[missing], s.ts, s.closure)
+    on_clock = ~closed.all(axis=1)  # a slot every market is closed at is no bar at all
+    clock = grid[on_clock]
+    have, closed = have[on_clock], closed[on_clock]
+    del grid
     t, a = len(clock), len(series)
     arrays = {k: np.empty((t, a)) for k in ("open", "high", "low", "close", "volume")}
     filled = np.zeros((t, a), dtype=bool)
@@ -143,12 +164,10 @@ def align_assets(
     alignment: dict[str, Any] = {"bar": str(pd.Timedelta(bar)), "assets": {}}
     for j, s in enumerate(series):
         inside = (s.ts >= start) & (s.ts <= stop)
-        pos = ((s.ts[inside] - start) // bar).astype(np.int64)
-        have = np.zeros(t, dtype=bool)
-        have[pos] = True
+        pos = np.searchsorted(clock, s.ts[inside])
         for k in ("open", "high", "low", "close", "volume"):
             arrays[k][pos, j] = getattr(s, k)[inside]
-        missing = ~have
+        missing = ~have[:, j]
         # a missing slot repeats the asset's last close at or before it (from its whole
         # series, so a gap right at the common start is filled from the bar before it)
         before = np.searchsorted(s.ts, clock[missing], side="right") - 1
@@ -156,7 +175,8 @@ def align_assets(
             arrays[k][missing, j] = s.close[before]
         arrays["volume"][missing, j] = 0.0
         filled[:, j] = missing
-        gap_len = _run_lengths(missing)
+        gap = missing & ~closed[:, j]  # closed slots another asset trades: filled, no split
+        gap_len = _run_lengths(gap)
         run_ok &= gap_len <= policy.max_fill_bars
         alignment["assets"][s.asset] = {
             "file": s.file,
@@ -164,21 +184,26 @@ def align_assets(
             "last": str(pd.Timestamp(s.ts[-1])),
             "bars_before_common_start": int((s.ts < start).sum()),
             "bars_after_common_end": int((s.ts > stop).sum()),
-            "filled_bars": int(missing.sum()),
+            "filled_bars": int(gap.sum()),
         }
+        if closed[:, j].any():
+            alignment["assets"][s.asset]["closed_bars_filled"] = int(closed[:, j].sum())
     if len({str(pd.Timestamp(s.ts[0])) for s in series}) > 1:
         alignment["note"] = (
             "assets start at different dates; the common clock starts when the last one is "
             f"listed, {pd.Timestamp(start)}"
         )
-    keep = _longest_true_run(run_ok)
+    breaks = np.unique(np.concatenate([s.breaks for s in series]))
+    cuts = np.searchsorted(clock, breaks[(breaks > clock[0]) & (breaks <= clock[-1])])
+    keep = _longest_true_run(run_ok, cuts)
     if keep.stop - keep.start < t:
+        why = f"a gap over {policy.max_fill_bars} bars" + (" or a level shift" if len(cuts) else "")
         report.defect(
             "long_gap_segment_dropped",
             "",
             ",".join(names),
             [],
-            f"kept the longest stretch without a gap over {policy.max_fill_bars} bars: "
+            f"kept the longest stretch without {why}: "
             f"{pd.Timestamp(clock[keep.start])} .. {pd.Timestamp(clock[keep.stop - 1])}",
             f"{t - (keep.stop - keep.start)} of {t} bars dropped; raise "
             "data.cleaning.max_fill_bars to fill longer gaps instead",
@@ -186,14 +211,47 @@ def align_assets(
         )
     if keep.stop <= keep.start:
         raise DataError("every bar lies inside a gap longer than max_fill_bars; nothing left")
+    calendar = _calendar_summary(series, bar)
     report.summary["alignment"] = alignment
+    report.summary["calendar"] = calendar
     report.summary["bars"] = keep.stop - keep.start
+    kept = clock[keep]
+    session = None
+    if calendar["calendar"] == "equity":
+        session = session_bars(kept, bar)
     return Bars(
-        timestamps=clock[keep].astype("datetime64[ns]"),
+        timestamps=kept.astype("datetime64[ns]"),
         assets=tuple(names),
         filled=np.ascontiguousarray(filled[keep]),
+        calendar=calendar["calendar"],
+        bar_ns=int(bar),
+        bars_per_session=session,
         **{k: np.ascontiguousarray(v[keep]) for k, v in arrays.items()},
     )
+
+
+def _calendar_summary(series: Sequence[AssetSeries], bar: int) -> dict[str, Any]:
+    """The report's ``calendar``: the clock's calendar and, per asset, its own and why."""
+    per_asset: dict[str, Any] = {}
+    for s in series:
+        cal = s.calendar
+        closure = s.closure if s.closure is not None else np.zeros(len(s.ts), dtype=bool)
+        runs = (np.diff(s.ts) // bar - 1)[closure[:-1]] if len(s.ts) > 1 else np.empty(0)
+        per_asset[s.asset] = {
+            "calendar": cal.name if cal else "24x7",
+            "reason": cal.reason if cal else "",
+            "closures": int(closure.sum()),
+            "closed_bars": int(runs.sum()),
+        }
+    names = [v["calendar"] for v in per_asset.values()]
+    out: dict[str, Any] = {"calendar": most_open(names), "assets": per_asset}
+    if len(set(names)) > 1:
+        out["note"] = (
+            f"assets on different calendars ({', '.join(sorted(set(names)))}): the clock follows "
+            f"the most open, {out['calendar']}; an asset's bars missing while its own market is "
+            "closed are filled flat and flagged, and never split the history"
+        )
+    return out
 
 
 def merge_same_asset(series: Sequence[AssetSeries], report: CleaningReport) -> list[AssetSeries]:
@@ -239,7 +297,16 @@ def merge_same_asset(series: Sequence[AssetSeries], report: CleaningReport) -> l
                 )
         cat = {k: v[~dup] for k, v in cat.items()}
         files = " + ".join(p.file for p in parts)
-        out.append(AssetSeries(asset, files, bar_ns=parts[0].bar_ns, **cat))
+        joined = AssetSeries(
+            asset,
+            files,
+            bar_ns=parts[0].bar_ns,
+            breaks=np.concatenate([p.breaks for p in parts]),
+            **cat,
+        )
+        if parts[0].calendar is not None:  # judged again on the joined bars
+            joined.fit_calendar(parts[0].calendar.setting)
+        out.append(joined)
     return out
 
 
@@ -255,10 +322,14 @@ def _run_lengths(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _longest_true_run(mask: np.ndarray) -> slice:
+def _longest_true_run(mask: np.ndarray, cuts: np.ndarray | None = None) -> slice:
+    """The longest run of True in ``mask``; a run also ends before each index in ``cuts``."""
     m = np.concatenate([[0], mask.astype(np.int8), [0]])
     starts = np.flatnonzero(np.diff(m) == 1)
     ends = np.flatnonzero(np.diff(m) == -1)
+    if cuts is not None and len(cuts):
+        starts = np.unique(np.concatenate([starts, cuts[mask[cuts]]]))
+        ends = np.unique(np.concatenate([ends, cuts[mask[cuts - 1]]]))
     if len(starts) == 0:
         return slice(0, 0)
     i = int(np.argmax(ends - starts))
@@ -274,7 +345,8 @@ class FileSource:
     as a mapping. ``report_path``: where the JSON cleaning report is written (the run
     directory by default). ``n_jobs``: files read and cleaned in parallel threads (-1: all
     cores).
-    ``encoding``: the text encoding of CSV files.
+    ``encoding``: the text encoding of CSV files. ``decimal``: ``auto`` (sniffed), ``point`` or
+    ``comma``. ``calendar``: ``auto`` (inferred per asset), ``24x7``, ``fx`` or ``equity``.
     """
 
     def __init__(
@@ -288,6 +360,8 @@ class FileSource:
         n_jobs: int = 1,
         root: str | None = None,
         encoding: str = "utf8",
+        decimal: str = "auto",
+        calendar: str = "auto",
     ) -> None:
         root = root if root is not None else os.environ.get("PROJECT_ROOT")
         self.paths = expand_paths(path if isinstance(path, str) else list(path), root)
@@ -303,6 +377,9 @@ class FileSource:
         self.report_path = report_path
         self.n_jobs = int(n_jobs)
         self.encoding = str(encoding)
+        decimal_mark(decimal)  # a bad value stops here, naming data.decimal
+        self.decimal = str(decimal)
+        self.calendar = check_setting(calendar)
         self.report: CleaningReport | None = None
 
     def __repr__(self) -> str:
@@ -320,6 +397,8 @@ class FileSource:
             "files": digests,
             "paths": [str(p) for p in self.paths],  # asset names come from file names
             "encoding": self.encoding,
+            "decimal": self.decimal,
+            "calendar": self.calendar,
             "format": self.format,
             "assets": self.assets,
             "columns": self.columns,
@@ -337,8 +416,9 @@ class FileSource:
     def generate(self) -> Bars:
         """Read, clean and align every file; write the cleaning report; return the bars."""
         names = self.assets or [asset_from_path(p) for p in self.paths]
+        settings = (self.encoding, self.decimal, self.calendar)
         jobs = [
-            delayed(load_assets)(p, self.format, self.columns, self.policy, n, self.encoding)
+            delayed(load_assets)(p, self.format, self.columns, self.policy, n, *settings)
             for p, n in zip(self.paths, names, strict=True)
         ]
         n_jobs = min(self.n_jobs if self.n_jobs > 0 else os.cpu_count() or 1, len(jobs))
@@ -389,10 +469,18 @@ class FileMarket(MarketPipeline):
         report_path: str | None = "cleaning_report.json",
         n_jobs: int = 1,
         encoding: str = "utf8",
+        decimal: str = "auto",
+        calendar: str = "auto",
         **pipeline: Any,
     ) -> None:
         common = dict(
-            format=format, columns=columns, cleaning=cleaning, n_jobs=n_jobs, encoding=encoding
+            format=format,
+            columns=columns,
+            cleaning=cleaning,
+            n_jobs=n_jobs,
+            encoding=encoding,
+            decimal=decimal,
+            calendar=calendar,
         )
         source = FileSource(path, assets=assets, report_path=report_path, **common)
         test_source = None

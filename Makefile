@@ -19,11 +19,12 @@ install: $(STAMP)  ## create .venv and install the project (once; again when pyp
 train: $(STAMP)  ## train the default agent on the embedded synthetic market
 	$(BIN)/python train.py $(ARGS)
 
-test: $(STAMP)  ## the default test suite (slow tests excluded)
-	$(BIN)/python -m pytest -q $(ARGS)
+# Two workers: most of the time is end-to-end runs of train.py, one core each (torch_threads=1).
+test: $(STAMP)  ## the default test suite (slow tests excluded), on 2 workers
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 $(ARGS)
 
 test-all: $(STAMP)  ## every test, slow ones included
-	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "slow or not slow" $(ARGS)
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

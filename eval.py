@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
 from adan.config import register_configs  # noqa: E402
+from adan.ops.run_dir import register_resolver  # noqa: E402
 
 register_configs()
+register_resolver()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

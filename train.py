@@ -11,8 +11,10 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 (ROOT / "outputs" / "optuna").mkdir(parents=True, exist_ok=True)  # Optuna's SQLite lives here
 
 from adan.config import register_configs  # noqa: E402
+from adan.ops.run_dir import register_resolver  # noqa: E402
 
 register_configs()
+register_resolver()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -20,6 +22,8 @@ def main(cfg: DictConfig) -> float | None:
     from adan.training import train
 
     summary = train(cfg)
+    if summary.get("status") == "interrupted":  # SIGINT/SIGTERM: 130/143, as schedulers expect
+        raise SystemExit(summary["exit_code"])
     objective = summary.get("objective", {})
     return next(iter(objective.values()), None)  # the value an Optuna sweep maximises
 

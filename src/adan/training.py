@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -16,10 +17,16 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from adan.callbacks import GracefulShutdown, RunCheckpoint
 from adan.callbacks.run_spec import RunSpec, data_contract
 from adan.config import validate_config
+from adan.errors import DiskFullError, DivergenceError
+from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
+from adan.files import atomic_write_text, first_disk_full, is_disk_full
+from adan.preflight import check_resumable, check_run_settings, refuse_used_checkpoint_dir
 
 log = logging.getLogger(__name__)
 # pytorch-lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API
@@ -37,6 +44,7 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
         env = instantiate(cfg.env)
         return env, GymEvaluator(cfg.env.env_id, n_episodes=cfg.eval_episodes), {}
 
+    from adan.data.calendar import resolve_bars_per_year
     from adan.evaluation.backtest import TradingEvaluator
     from adan.market.regimes import attach_regimes
 
@@ -45,24 +53,33 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
     trading = instantiate(cfg.trading)
     splits = attach_regimes(splits, trading.regime)
+    bars_per_year = resolve_bars_per_year(cfg.env.get("bars_per_year"), splits["train"].meta)
     env_factory = instantiate(cfg.env)
     env = env_factory(
-        data=splits["train"], trading=trading, reward=instantiate(cfg.reward), seed=cfg.seed
+        data=splits["train"],
+        trading=trading,
+        reward=instantiate(cfg.reward),
+        seed=cfg.seed,
+        bars_per_year=bars_per_year,
     )
     evaluator = TradingEvaluator(
         data=splits["val"],
         trading=trading,
         reward=instantiate(cfg.reward),
         window=cfg.env.window,
-        bars_per_year=cfg.env.bars_per_year,
+        bars_per_year=bars_per_year,
     )
     return env, evaluator, splits
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one agent (or, with ``walk_forward``, one per fold); returns the final summary
-    (and writes it to ``summary.json``)."""
+    (and writes it to ``summary.json``). Every check that can run before work does: the
+    config's schemas, the run settings, and a resumed checkpoint against the config."""
     validate_config(cfg)
+    check_run_settings(cfg)
+    if cfg.get("ckpt_path"):
+        cfg.ckpt_path = str(check_resumable(cfg))
     if cfg.get("walk_forward"):
         from adan.walk_forward import walk_forward
 
@@ -76,6 +93,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    refuse_used_checkpoint_dir(out_dir, cfg.get("ckpt_path"))
 
     env, evaluator, splits = build_task(cfg, splits)
     module = instantiate(cfg.agent)(env=env, policy=instantiate(cfg.model), evaluator=evaluator)
@@ -87,7 +105,11 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     # still span agent.total_timesteps, so a stopped run resumes exactly where it left off).
     max_epochs = cfg.trainer.get("max_epochs") or module.num_updates
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, max_epochs=max_epochs, callbacks=callbacks, logger=loggers or False
+        cfg.trainer,
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[SafeCheckpointIO()],  # atomic writes, reads that run no code
     )
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -99,21 +121,89 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
         module.hparams.n_steps,
         module.num_updates * module.batch_per_rollout,
     )
+    shutdown = next((c for c in callbacks if isinstance(c, GracefulShutdown)), None)
+    signum = None
     try:
         t0 = time.perf_counter()
-        trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+        try:
+            trainer.fit(module, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        except SIGTERMException:
+            signum = signal.SIGTERM  # last.ckpt is saved (RunCheckpoint)
+        except BaseException as err:
+            explained = _explained(err, trainer, out_dir)
+            if explained is err:
+                raise
+            raise explained from err
         train_seconds = time.perf_counter() - t0
         if not trainer.is_global_zero:  # under DDP, rank 0 alone scores and reports
             return {}, module
-        summary = summarise(cfg, module, evaluator, splits)
+        if signum is None and shutdown is not None:
+            signum = shutdown.signal_received  # SIGINT: stopped at the end of an iteration
+        if signum is not None:
+            summary = interrupted_summary(module, trainer, signum)
+        else:
+            summary = summarise(cfg, module, evaluator, splits)
+            summary["status"] = "time_limit" if _timed_out(trainer) else "completed"
         summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
         summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only
         _finish_loggers(loggers, summary)
     finally:
         _close_wandb(loggers)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     log.info("summary written to %s", out_dir / "summary.json")
     return summary, module
+
+
+def interrupted_summary(module: Any, trainer: pl.Trainer, signum: int) -> dict[str, Any]:
+    """What a run stopped by a signal reports: how far it got and where it can resume (the
+    closing backtests are skipped: a scheduler's grace period is short)."""
+    name = signal.Signals(signum).name
+    last = _last_checkpoint(trainer)
+    iterations = module.env_steps // (module.batch_per_rollout * trainer.world_size)
+    log.warning("%s: stopped after %d iterations; resume with ckpt_path=%s", name, iterations, last)
+    val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    return {
+        "status": "interrupted",
+        "signal": name,
+        "exit_code": 128 + int(signum),
+        "env_steps": module.env_steps,
+        "iterations": iterations,
+        "checkpoint": str(last) if last else None,
+        "last_validation": val,
+    }
+
+
+def _last_checkpoint(trainer: pl.Trainer) -> Path | None:
+    for cb in trainer.callbacks:
+        if isinstance(cb, RunCheckpoint) and cb.keep_last:
+            return cb.last_path if cb.last_path.is_file() else None
+    return None
+
+
+def _timed_out(trainer: pl.Trainer) -> bool:
+    from pytorch_lightning.callbacks import Timer
+
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    return bool(
+        timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0
+    )
+
+
+def _explained(err: BaseException, trainer: pl.Trainer, out_dir: Path) -> BaseException:
+    """``err`` with where the run can resume from; a full disk as one DiskFullError."""
+    last = _last_checkpoint(trainer)
+    where = (
+        f"the last good checkpoint is {last} (resume with ckpt_path={last})"
+        if last
+        else "no checkpoint was written"
+    )
+    if is_disk_full(err):
+        first = first_disk_full(err)
+        text = str(first) if first else f"disk full: no space left while writing {out_dir}"
+        return DiskFullError(f"{text}\nThe run stopped; {where}.")
+    if isinstance(err, DivergenceError):
+        return DivergenceError(f"{err}\nThe run stopped; {where}.")
+    return err
 
 
 def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dict[str, Any]:
@@ -142,6 +232,7 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
         )
         summary["train"] = train_eval.compare(policy)
         summary["val"] = evaluator.compare(policy)
+        summary["bars_per_year"] = evaluator.bars_per_year  # the annualisation of the ratios
         print_summary(summary)
     metric = cfg.get("optimized_metric")
     if metric:

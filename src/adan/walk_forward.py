@@ -60,6 +60,9 @@ def walk_forward(cfg: DictConfig) -> dict[str, Any]:
             splits["test"].timestamps[-1],
         )
         fold_summary, module = fit(fold_cfg, splits)
+        if fold_summary.get("status") == "interrupted":  # SIGINT/SIGTERM: stop the folds too
+            log.warning("walk-forward stopped in fold %d of %d", k + 1, len(folds))
+            return {**fold_summary, "fold": k, "folds_done": k}
         val_scores.append(fold_summary["val"]["agent"])
         trading, reward = instantiate(cfg.trading), instantiate(cfg.reward)
         result = evaluate_split(
@@ -68,7 +71,7 @@ def walk_forward(cfg: DictConfig) -> dict[str, Any]:
             trading,
             reward,
             int(cfg.env.window),
-            float(cfg.env.bars_per_year),
+            module.evaluator.bars_per_year,
             baselines=list(wf.baselines),
             seed=int(cfg.seed),
         )

@@ -3,9 +3,8 @@
 import json
 
 import numpy as np
-import torch
 
-from adan.evaluation.checkpoint import market_from_checkpoint
+from adan.evaluation.checkpoint import market_from_checkpoint, read_checkpoint
 from tests.e2e.conftest import run_train
 
 DUMP = "tests/data/files/Binance_BTCUSDT_1h.csv"
@@ -19,7 +18,7 @@ def test_binance_sample_trains_and_checkpoints_its_data_contract(tmp_path):
     history = json.loads((out / "cleaning_report.json").read_text())
     assert [d["rule"] for d in history["defects"]] == ["gap", "gap"]  # one 2 h gap per asset
     assert json.loads((out / "cleaning_report_test.json").read_text())["defects"] == []
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(out / "checkpoints" / "last.ckpt")  # the loader eval.py uses
     data = ckpt["adan_data"]
     assert data["assets"] == ["BTCUSDT", "XRPUSDT"]
     assert data["feature_names"][-1] == "filled" and set(data["timeframes"]) == {"4h", "1d"}

@@ -11,13 +11,13 @@ Works with any gymnasium VectorEnv, with next-step (gymnasium's default) or same
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytorch_lightning as pl
@@ -25,6 +25,8 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from adan.agents.rollout import RolloutBuffer, compute_gae, minibatches, obs_to_tensor, take
+from adan.envs.state import capture_env_state, restore_env_state
+from adan.errors import CheckpointError, ConfigError, DivergenceError
 
 # No evaluator means no validation loop; Lightning would warn about the empty loader.
 warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
@@ -139,9 +141,10 @@ class PPO(pl.LightningModule):
         for step in range(hp.n_steps):
             obs_t = obs_to_tensor(self._obs, self.device)
             action, log_prob, value = self.policy(obs_t)
-            obs, reward, terminated, truncated, info = self.env.step(
-                self.policy.to_env_action(action)
-            )
+            env_action = self.policy.to_env_action(action)
+            if not np.isfinite(env_action).all():
+                self._diverged("the policy's actions", f"step {step} of the rollout")
+            obs, reward, terminated, truncated, info = self.env.step(env_action)
             reward = np.asarray(reward, dtype=np.float32)
             if not next_step and np.any(truncated & ~terminated):
                 reward = reward + hp.gamma * self._final_values(info, truncated & ~terminated)
@@ -156,6 +159,8 @@ class PPO(pl.LightningModule):
         self.env_steps += self.batch_per_rollout * world
 
         last_value = self.policy.value(obs_to_tensor(self._obs, self.device))
+        self._require_finite("rewards", buf.rewards, "the environment's rewards (reward.scale?)")
+        self._require_finite("values", buf.values, "the critic's values")
         if next_step:
             # A truncated step's next observation is the final one (the reset comes a step
             # later), so its value is already the next row of the buffer: bootstrap from it.
@@ -231,6 +236,11 @@ class PPO(pl.LightningModule):
         t_rollout = time.perf_counter() - t0
         data, valid_rows = buf.flat()
         n = len(valid_rows)
+        if n == 0:  # every env's episodes ended at every step
+            raise ConfigError(
+                f"agent.n_steps={hp.n_steps} gave a rollout without a transition at iteration "
+                f"{self.current_epoch} (every step was an autoreset step): raise agent.n_steps"
+            )
         stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
         stopped_early = False
         for _ in range(hp.n_epochs):
@@ -265,18 +275,25 @@ class PPO(pl.LightningModule):
                     )
                 ent = entropy.mean()
                 loss = pg_loss - hp.ent_coef * ent + hp.vf_coef * vf_loss
+                terms = (pg_loss.item(), vf_loss.item(), ent.item())  # logged below
+                if not math.isfinite(sum(terms)):
+                    self._diverged(
+                        "the loss",
+                        f"policy loss {terms[0]:.4g}, value loss {terms[1]:.4g}, entropy "
+                        f"{terms[2]:.4g}{self._bad_gradients(' after a step whose gradient')}",
+                    )
                 opt.zero_grad(set_to_none=True)
                 self.manual_backward(loss)
                 self.clip_gradients(
                     opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm"
                 )
                 opt.step()
-                stats["pg"].append(pg_loss.item())
-                stats["vf"].append(vf_loss.item())
-                stats["ent"].append(ent.item())
+                for key, value in zip(("pg", "vf", "ent"), terms, strict=True):
+                    stats[key].append(value)
             if stopped_early:
                 break
 
+        self._require_finite_parameters()
         y, y_hat = data["returns"][valid_rows], data["values"][valid_rows]
         var_y = torch.var(y)
         explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y - y_hat) / var_y)
@@ -307,6 +324,38 @@ class PPO(pl.LightningModule):
         if "train/episode_return" in metrics:
             bar["ep_ret"] = metrics["train/episode_return"]
         self.log_dict(bar, prog_bar=True, on_step=False, on_epoch=True, logger=False, batch_size=1)
+
+    # ---------------------------------------------------------------- divergence
+    def _diverged(self, quantity: str, detail: str) -> None:
+        raise DivergenceError(
+            f"training diverged at iteration {self.current_epoch} "
+            f"(env step {self.env_steps:,}): {quantity} is not finite ({detail}). Nothing of "
+            "this iteration was saved. Lower agent.learning_rate, check reward.scale, or keep "
+            "agent.max_grad_norm small"
+        )
+
+    def _require_finite(self, quantity: str, x: torch.Tensor, what: str) -> None:
+        if not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            self._diverged(quantity, f"{bad} of {x.numel()} values of {what}")
+
+    def _bad_gradients(self, prefix: str) -> str:
+        """``"<prefix> was not finite in <names>"``, or "" (read only once training failed)."""
+        names = [
+            n
+            for n, p in self.policy.named_parameters()
+            if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+        ]
+        return f"{prefix} was not finite in {', '.join(names[:4])}" if names else ""
+
+    def _require_finite_parameters(self) -> None:
+        """Once per iteration, before anything of it can be saved."""
+        names = [n for n, p in self.policy.named_parameters() if not bool(torch.isfinite(p).all())]
+        if names:
+            self._diverged(
+                "the policy's parameters",
+                f"{', '.join(names[:4])}{self._bad_gradients('; the last gradient')}",
+            )
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         """Send metrics straight to every logger, indexed by environment steps (the x-axis RL
@@ -355,15 +404,22 @@ def _mean(xs: list[float]) -> float:
 
 
 def _env_state(env: gym.vector.VectorEnv) -> Any:
-    """Our envs expose get_state(); any other gymnasium VectorEnv is pickled whole."""
+    """Our envs expose get_state(); any other gymnasium VectorEnv is captured as its plain
+    attribute values (never pickled: a checkpoint must not hold code)."""
     if hasattr(env, "get_state"):
         return {"kind": "state", "state": env.get_state()}
-    return {"kind": "pickle", "bytes": cloudpickle.dumps(env)}
+    return {"kind": "attributes", "state": capture_env_state(env)}
 
 
 def _restore_env(env: gym.vector.VectorEnv, saved: dict) -> gym.vector.VectorEnv:
-    """The env in its saved state: ours restored in place, others replaced by their pickle."""
+    """The env, restored in place to its saved state."""
     if saved["kind"] == "state":
         env.set_state(saved["state"])
-        return env
-    return cloudpickle.loads(saved["bytes"])
+    elif saved["kind"] == "attributes":
+        restore_env_state(env, saved["state"])
+    else:
+        raise CheckpointError(
+            f"the checkpoint stores its environment as {saved['kind']!r}, which would run code "
+            "from the file to restore; ADAN does not load it"
+        )
+    return env

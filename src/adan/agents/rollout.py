@@ -126,9 +126,10 @@ class RolloutBuffer:
 def minibatches(
     size: int, n_minibatches: int, generator: torch.Generator | None, device: torch.device
 ) -> Iterator[torch.Tensor]:
-    """Shuffled index batches covering ``size`` samples in ``n_minibatches`` near-equal parts."""
+    """Shuffled index batches covering ``size`` samples in ``n_minibatches`` near-equal parts
+    (fewer when a rollout has fewer valid samples than that: never an empty minibatch)."""
     perm = torch.randperm(size, generator=generator).to(device)
-    yield from torch.tensor_split(perm, n_minibatches)
+    yield from torch.tensor_split(perm, max(1, min(n_minibatches, size)))
 
 
 def take(batch: dict, idx: torch.Tensor) -> dict:

@@ -17,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from adan.callbacks.run_spec import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
+from adan.data.calendar import resolve_bars_per_year
+from adan.errors import CheckpointError
 from adan.evaluation.backtest import PolicyActor, record_performance, run_backtest
 from adan.evaluation.baselines import LABELS, run_baselines
 from adan.evaluation.checkpoint import (
+    gym_task,
     load_checkpoint,
     market_from_checkpoint,
     policy_from_checkpoint,
@@ -196,21 +199,6 @@ def _training_overlap(contract: dict[str, Any], data: MarketData) -> dict[str, b
     return out
 
 
-def _check_bars_per_year(data: MarketData, bars_per_year: float) -> None:
-    if len(data) < 3:
-        return
-    spacing = np.median(np.diff(data.timestamps.astype("datetime64[ns]").astype(np.int64)))
-    implied = 365.25 * 24 * 3600e9 / spacing
-    if not 0.9 < implied / bars_per_year < 1.1:
-        log.warning(
-            "env.bars_per_year=%g, but bars of %s make %.0f a year: the annualised metrics "
-            "(CAGR, volatility, Sharpe) assume the former",
-            bars_per_year,
-            np.timedelta64(int(spacing), "ns").astype("timedelta64[m]"),
-            implied,
-        )
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the eval task (see ``conf/eval.yaml``); returns the metrics written."""
     from adan.evaluation.report import write_report
@@ -224,6 +212,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"ensemble.combine must be one of {COMBINE}, got {cfg.ensemble.combine!r}")
     files = [resolve_checkpoint(p) for p in paths]
     ckpts = [load_checkpoint(f) for f in files]
+    for f, ck in zip(files, ckpts, strict=True):
+        if ck[DATA_KEY] is None:
+            raise CheckpointError(
+                f"{f} {gym_task(ck)}, not on market data: eval.py backtests trading agents "
+                "(the gym run's own summary.json has its evaluation episodes)"
+            )
     first = ckpts[0]
     _check_members(files, ckpts)
     bad = sorted(set(cfg.trading or {}) - set(COST_KEYS))
@@ -239,9 +233,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     market = attach_regimes(market, trading.regime)
     trading = _one_profile(trading, cfg.get("profile"))
     reward = instantiate(train_cfg.reward)
-    window, bpy = int(train_cfg.env.window), float(train_cfg.env.bars_per_year)
+    window = int(train_cfg.env.window)
     data = select_period(market[cfg.split], cfg.period, window)
-    _check_bars_per_year(data, bpy)
+    # the training run's annualisation; refused if the evaluated bars (another test_path, say)
+    # are on another clock
+    bpy = resolve_bars_per_year(train_cfg.env.get("bars_per_year"), data.meta)
     overlap = _training_overlap(first[DATA_KEY], data)
     if overlap.get("val"):
         log.warning(

@@ -13,6 +13,8 @@ class GymEvaluator:
     ``seed``, disjoint from training's) with the policy's deterministic action, and reports the
     mean and std of their returns."""
 
+    METRICS = ("mean_return", "std_return")
+
     def __init__(self, env_id: str, n_episodes: int = 10, seed: int = 10_000) -> None:
         self.env_id, self.n_episodes, self.seed = env_id, n_episodes, seed
 

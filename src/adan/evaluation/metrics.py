@@ -78,6 +78,27 @@ def _position_stats(weights: np.ndarray) -> tuple[float, float, float]:
     return exposure, trades, avg_hold
 
 
+# The names `performance` returns, in order: the `val/...` metrics a trading run logs.
+METRICS = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "volatility",
+    "profit_factor",
+    "win_rate",
+    "exposure",
+    "trades",
+    "avg_holding_bars",
+    "turnover",
+    "costs",
+    "bars",
+)
+
+
 def performance(
     equity: np.ndarray,
     bars_per_year: float,

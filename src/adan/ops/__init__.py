@@ -1,5 +1,5 @@
-"""Operational plumbing: experiment-tracking loggers and the like."""
+"""Operational plumbing: experiment-tracking loggers, run directories and the like.
 
-from adan.ops.wandb_logger import wandb_logger
-
-__all__ = ["wandb_logger"]
+Nothing is imported here: the entry points import ``adan.ops.run_dir`` before Hydra parses the
+command line, and that must not pull in Lightning or wandb.
+"""

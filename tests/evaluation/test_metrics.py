@@ -224,4 +224,3 @@ def test_sharpe_interval_covers_the_true_sharpe():
         hits += low <= true_sharpe <= high
     assert 88 <= hits <= 99
     assert time.perf_counter() - t0 < 10
-

@@ -32,14 +32,16 @@ from adan.files import atomic_write
 
 # What torch.load may call besides torch's own tensor rebuilders: NumPy's array and dtype
 # reconstruction (no code of the file's choosing can run through these).
-_REBUILDERS = [np._core.multiarray._reconstruct, np._core.multiarray.scalar]
+_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # NumPy 2 / 1
+_REBUILDERS = [_MULTIARRAY._reconstruct, _MULTIARRAY.scalar]
 SAFE_GLOBALS = [
     np.ndarray,
     np.dtype,
     *_REBUILDERS,
     *{type(np.dtype(c)) for c in "?bhilqBHILQefdgFDGSUVOMm"},
-    # the same functions under NumPy 1.x's module name (a checkpoint written with NumPy 1)
+    # the same functions under the other NumPy's module name (a checkpoint from NumPy 1 or 2)
     *[(f, f"numpy.core.multiarray.{f.__name__}") for f in _REBUILDERS],
+    *[(f, f"numpy._core.multiarray.{f.__name__}") for f in _REBUILDERS],
 ]
 _SAFE_NAMES = {
     g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS

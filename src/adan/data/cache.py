@@ -3,8 +3,8 @@
 Why: features over a long multi-asset history take a while, and every run of a sweep
 recomputes the same ones. An entry is one ``.npz`` file (no pickle) holding the arrays plus a
 manifest with the key, each array's shape, dtype and sha256. It is written to a temporary file
-in the same directory and moved into place with ``os.replace``, so readers never see half an
-entry; on read every array is verified, and a corrupt, truncated or mismatched entry is
+in the same directory and moved into place (``adan.files.atomic_write``), so readers never see
+half an entry; on read every array is verified, and a corrupt, truncated or mismatched entry is
 logged, deleted and rebuilt, never trusted.
 """
 
@@ -14,15 +14,15 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from adan.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -144,19 +144,7 @@ class FeatureCache:
             },
         }
         blob = np.frombuffer(json.dumps(manifest, sort_keys=True).encode(), dtype=np.uint8)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                _write_npz(f, {**arrays, _MANIFEST: blob})
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, lambda f: _write_npz(f, {**arrays, _MANIFEST: blob}))
 
     def get_or_compute(
         self, key: str, compute: Callable[[], dict[str, np.ndarray]]

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from adan.files import atomic_write_text
+
 MAX_LISTED_ROWS = 20  # rows listed per defect; the count is always complete
 
 
@@ -116,12 +118,7 @@ class CleaningReport:
 
     def write(self, path: str | Path) -> Path:
         """Write the report as JSON (atomically: a partial report is never left behind)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
 
     def describe(self) -> str:
         """A short multi-line text for the log: one line per defect, then how files were read

@@ -18,7 +18,7 @@ register_resolver()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    from adan.evaluation.evaluate import evaluate
+    from adan.tasks.evaluate import evaluate
 
     evaluate(cfg)
 

@@ -19,7 +19,7 @@ register_resolver()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from adan.training import train
+    from adan.tasks.train import train
 
     summary = train(cfg)
     if summary.get("status") == "interrupted":  # SIGINT/SIGTERM: 130/143, as schedulers expect

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adan.data.synthetic import REGIME_NAMES, SyntheticMarket
+from adan.data.regimes import REGIME_NAMES
+from adan.data.synthetic import SyntheticMarket
 from adan.market.regimes import (
     MarketRegimeDetector,
     RegimeConfig,

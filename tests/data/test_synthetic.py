@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from adan.data import REGIME_NAMES, Bars, SyntheticMarket, compute_features
-from adan.data.synthetic import BEAR, BULL, SIDEWAYS, VOLATILE
+from adan.data.regimes import BEAR, BULL, SIDEWAYS, VOLATILE
 
 
 @pytest.fixture(scope="module")

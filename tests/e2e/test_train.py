@@ -43,6 +43,13 @@ def test_default_debug_run_writes_checkpoint_metrics_and_summary(tmp_path):
     ):
         assert col in metrics.columns, col
         assert metrics[col].notna().any(), col
+    # One x-axis for every curve: validation rows sit at env steps of train rows, and the
+    # closing summary at the last of them (not at the iteration index, near 0).
+    train_steps = set(metrics.loc[metrics["train/policy_loss"].notna(), "step"])
+    val_steps = set(metrics.loc[metrics["val/sharpe"].notna(), "step"])
+    assert val_steps and val_steps <= train_steps, (val_steps, train_steps)
+    summary_steps = set(metrics.loc[metrics["summary/val/agent/sharpe"].notna(), "step"])
+    assert summary_steps == {max(train_steps)}
     assert "buy-and-hold" in proc.stdout  # the closing summary table
     assert (out / ".hydra" / "config.yaml").exists()
 

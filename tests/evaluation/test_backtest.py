@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from adan.evaluation.backtest import PolicyActor, TradingEvaluator, run_backtest
+from adan.evaluation.backtest import PolicyActor, run_backtest
 from adan.evaluation.baselines import buy_and_hold, run_baselines
+from adan.evaluation.evaluator import TradingEvaluator
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
 from adan.rewards import SimpleReward

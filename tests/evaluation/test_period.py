@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from adan.evaluation.evaluate import _training_overlap, select_period
+from adan.tasks.evaluate import _training_overlap, select_period
 from tests.market.markets import random_walk
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from adan.data.synthetic import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
+from adan.data.regimes import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
 from adan.errors import ConfigError
 from adan.market.behaviour import (
     PARAMS,

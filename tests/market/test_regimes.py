@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adan.data.synthetic import BEAR, BULL, SIDEWAYS, VOLATILE, SyntheticMarket
+from adan.data.regimes import BEAR, BULL, SIDEWAYS, VOLATILE
+from adan.data.synthetic import SyntheticMarket
 from adan.errors import ConfigError
 from adan.market.regimes import (
     MarketRegimeDetector,

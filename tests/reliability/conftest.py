@@ -59,7 +59,7 @@ def tmpfs(tmp_path):
 
 def compose_train(out_dir: Path, *overrides: str):
     """The train config ``python train.py <overrides>`` composes, with its run directory at
-    ``out_dir`` (for in-process runs of ``adan.training.train``: the same task, without the
+    ``out_dir`` (for in-process runs of ``adan.tasks.train.train``: the same task, without the
     seconds of a fresh interpreter)."""
     from hydra import compose, initialize_config_dir
 
@@ -74,7 +74,7 @@ def compose_train(out_dir: Path, *overrides: str):
 
 
 def train_in_process(out_dir: Path, *overrides: str) -> dict:
-    """``adan.training.train`` on ``compose_train(out_dir, *overrides)``: its summary."""
-    from adan.training import train
+    """``adan.tasks.train.train`` on ``compose_train(out_dir, *overrides)``: its summary."""
+    from adan.tasks.train import train
 
     return train(compose_train(out_dir, *overrides))

@@ -134,7 +134,7 @@ def _check_fell_back(proc, out: Path, exited: datetime, where: str) -> str:
     for expected in (b"adan", out.name.encode(), b"wbtag", b"summary/val/agent/sharpe"):
         assert expected in records, expected
     # the fallback came within the timeout (plus start-up), not after wandb's own 90 s
-    started = next(t for t, lg, _, _ in lines if lg == "adan.training")
+    started = next(t for t, lg, _, _ in lines if lg == "adan.tasks.fit")
     warned = next(t for t, _, _, msg in lines if FALLBACK in msg)
     assert (warned - started).total_seconds() < INIT_TIMEOUT + 15
     last = lines[-1][0]

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from adan.config import register_configs, validate_config
-from adan.data.synthetic import BEAR, BULL, VOLATILE
+from adan.data.regimes import BEAR, BULL, VOLATILE
 from adan.errors import ConfigError
 from adan.rewards import AdaptiveReward, StepOutcome
 from adan.rewards.adaptive import COMPONENTS

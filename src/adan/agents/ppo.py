@@ -365,8 +365,11 @@ class PPO(pl.LightningModule):
 
     # ---------------------------------------------------------------- validation
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        metrics = self.evaluator(self.policy)
-        self.log_dict({f"val/{k}": float(v) for k, v in metrics.items()}, batch_size=1)
+        values = {f"val/{k}": float(v) for k, v in self.evaluator(self.policy).items()}
+        # Lightning's store feeds the monitoring callbacks (checkpoint, early stopping); the
+        # loggers get the values at the env step, on the same x-axis as ``train/*``.
+        self.log_dict(values, batch_size=1, logger=False)
+        self.log_metrics(values)
 
     # ---------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

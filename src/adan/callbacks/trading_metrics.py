@@ -20,8 +20,9 @@ class TradingMetrics(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
     ) -> None:  # noqa: ANN001
-        simulator = getattr(getattr(pl_module, "env", None), "simulator", None)
-        metrics = _desk_metrics(simulator)
+        env = getattr(pl_module, "env", None)
+        stats = getattr(env, "trading_stats", None)  # the env's public statistics, if a market
+        metrics = dict(stats()) if stats is not None else {}
         episodes = getattr(pl_module, "completed_episodes", [])
         trading = [e for e in episodes if len(e) > 2]  # more than return and length
         if trading:
@@ -29,7 +30,7 @@ class TradingMetrics(pl.Callback):
             keys = self.keys or [k for k in trading[0] if k not in skip]
             metrics.update(_means(trading, keys, "trading/"))
             metrics["trading/episodes"] = float(len(trading))
-            names = getattr(simulator, "profile_names", ())
+            names = getattr(env, "profile_names", ())
             if len(names) > 1:
                 for index, name in enumerate(names):
                     mine = [e for e in trading if int(e.get("profile", -1)) == index]
@@ -46,19 +47,3 @@ def _means(episodes: list[dict], keys: list[str], prefix: str) -> dict[str, floa
         for k in keys
         if any(k in e for e in episodes)
     }
-
-
-def _desk_metrics(simulator) -> dict[str, float]:  # noqa: ANN001
-    """The behaviour engine's mean parameters and the risk limits' counts, if in use."""
-    desk = getattr(simulator, "desk", None)
-    if desk is None:
-        return {}
-    metrics: dict[str, float] = {}
-    if desk.dbe is not None:
-        metrics.update(desk.dbe.changes())
-    if desk.risk is not None:
-        metrics.update(desk.risk.summary())
-    if desk.orders is not None:
-        metrics["execution/expired_orders"] = float(desk.orders.expired.sum())
-        metrics["execution/partial_fills"] = float(desk.orders.partial.sum())
-    return metrics

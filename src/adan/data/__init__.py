@@ -14,10 +14,11 @@ from adan.data.features import (
     resolve_feature,
 )
 from adan.data.pipeline import MarketPipeline
+from adan.data.regimes import REGIME_NAMES
 from adan.data.report import CleaningReport, DataError
 from adan.data.sources import FileMarket, FileSource
 from adan.data.splits import FeatureScaler, split_by_date, split_by_fraction, walk_forward_folds
-from adan.data.synthetic import REGIME_NAMES, SyntheticMarket
+from adan.data.synthetic import SyntheticMarket
 from adan.data.timeframes import HigherTimeframes, TimeframeSpec, resample
 
 __all__ = [

@@ -33,7 +33,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from adan.data import dialect as dl
+import adan.data.dialect as dl
 from adan.data.report import DataError
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,7 @@ import numpy as np
 import pandas as pd
 
 from adan.data.bars import Bars
-
-BULL, BEAR, SIDEWAYS, VOLATILE = 0, 1, 2, 3
-REGIME_NAMES: tuple[str, ...] = ("bull", "bear", "sideways", "volatile")
+from adan.data.regimes import BEAR, BULL, SIDEWAYS
 
 
 class SyntheticMarket:

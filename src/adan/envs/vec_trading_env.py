@@ -74,6 +74,16 @@ class VecTradingEnv(VectorEnv):
         self.validator.check(self.simulator.observe(), batched=True)
 
     @property
+    def profile_names(self) -> tuple[str, ...]:
+        """The trading profiles, in the order of the ``profile`` index episodes report."""
+        return tuple(self.simulator.profile_names)
+
+    def trading_stats(self) -> dict[str, float]:
+        """The trading desk's running statistics for logging (``dbe/``, ``risk/``,
+        ``execution/`` keys; empty when no such stage is configured)."""
+        return self.simulator.desk_stats()
+
+    @property
     def observation_checks(self) -> dict[str, dict[str, int]]:
         """{key: {checked, nonfinite, out_of_range, bad_shape, bad_dtype}} counts so far."""
         return self.validator.counts

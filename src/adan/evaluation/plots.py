@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from adan.data.synthetic import REGIME_NAMES
+from adan.data.regimes import REGIME_NAMES
 from adan.evaluation.baselines import LABELS
 from adan.evaluation.records import BacktestRecord, EvaluationResult
 

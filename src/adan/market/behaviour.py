@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from adan.data.synthetic import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
+from adan.data.regimes import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
 from adan.errors import check
 from adan.market.profiles import profile_index
 

@@ -206,6 +206,20 @@ class TradingDesk:
         if self.dbe is not None:
             self.dbe.update(self.regimes[t1], drawdown, net_return, holding)
 
+    def stats(self) -> dict[str, float]:
+        """What the desk's stages did so far, for logging: the behaviour engine's mean
+        parameters (``dbe/<param>``), the risk limits' counts (``risk/...``) and the working
+        orders' expiries and partial fills (``execution/...``); only the stages in use."""
+        out: dict[str, float] = {}
+        if self.dbe is not None:
+            out.update(self.dbe.changes())
+        if self.risk is not None:
+            out.update(self.risk.summary())
+        if self.orders is not None:
+            out["execution/expired_orders"] = float(self.orders.expired.sum())
+            out["execution/partial_fills"] = float(self.orders.partial.sum())
+        return out
+
     # ---------------------------------------------------------------------- episodes, state
     def reset_envs(self, mask: np.ndarray, t: np.ndarray, equity: np.ndarray) -> None:
         """Fresh accounts for envs ``mask`` starting at bars ``t`` [N]."""

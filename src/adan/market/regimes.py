@@ -29,7 +29,7 @@ Two methods (``RegimeConfig.method``):
   the training split, then detect anywhere.
 
 Warm-up: the first ``warmup`` bars (not enough history for the windows) are labelled
-SIDEWAYS, the neutral regime. Labels are int8 codes of ``adan.data.synthetic.REGIME_NAMES``.
+SIDEWAYS, the neutral regime. Labels are int8 codes of ``adan.data.regimes.REGIME_NAMES``.
 
 Volatility is judged against the history seen so far, so labels get better with history
 (balanced accuracy ~0.5 over the first 2,000 bars of the synthetic market, ~0.8 after 5,000):
@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from adan.data.bars import MarketData
-from adan.data.synthetic import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
+from adan.data.regimes import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
 from adan.errors import check
 
 METHODS = ("rules", "hmm")

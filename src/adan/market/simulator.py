@@ -10,6 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from adan.data.bars import MarketData
+from adan.data.regimes import NUM_REGIMES
 from adan.market.batch import row_count, row_dot, row_sum
 from adan.market.config import TradingConfig
 from adan.market.desk import TradingDesk
@@ -35,7 +36,6 @@ STEP_INFO_KEYS = (
     "stop_exits",
     "risk_clipped",
 )
-NUM_REGIMES = 4
 
 
 def _per_env(per_asset: np.ndarray) -> np.ndarray:
@@ -417,6 +417,10 @@ class MarketSimulator:
         if self.observe_regime:
             obs["regime"] = self._regime_onehot[self.desk.regimes[t]]
         return obs
+
+    def desk_stats(self) -> dict[str, float]:
+        """The trading desk's running statistics (see ``TradingDesk.stats``)."""
+        return self.desk.stats()
 
     def observe(self) -> Obs:
         """The observation of every env now (fresh arrays)."""

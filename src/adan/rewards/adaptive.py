@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from adan.data.synthetic import REGIME_NAMES
+from adan.data.regimes import REGIME_NAMES
 from adan.errors import check
 from adan.rewards.base import RewardFunction, StepOutcome
 

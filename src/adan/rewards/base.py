@@ -25,7 +25,7 @@ class StepOutcome:
     exposure: np.ndarray  # gross position value / equity after the fill (at the fill price)
     drawdown: np.ndarray  # 1 - equity_t / peak equity of the episode
     prev_drawdown: np.ndarray
-    # [N] int market regime at this bar's close (adan.data.synthetic.REGIME_NAMES codes)
+    # [N] int market regime at this bar's close (adan.data.regimes.REGIME_NAMES codes)
     regime: np.ndarray | None = None
 
 

@@ -1,7 +1,5 @@
-"""The train task: compose components from the config, train PPO, summarise against baselines.
-
-``train.py`` is a thin Hydra entry point around :func:`train`.
-"""
+"""Fit one agent: compose the components from the config, train PPO, summarise it against
+buy-and-hold. ``adan.tasks.train`` runs it once, ``adan.tasks.walk_forward`` once per fold."""
 
 from __future__ import annotations
 
@@ -21,12 +19,11 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from adan.callbacks import GracefulShutdown, RunCheckpoint
 from adan.callbacks.run_spec import RunSpec, data_contract
-from adan.config import validate_config
 from adan.errors import DiskFullError, DivergenceError
 from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
 from adan.files import atomic_write_text, first_disk_full, is_disk_full
-from adan.preflight import check_resumable, check_run_settings, refuse_used_checkpoint_dir
+from adan.tasks.preflight import refuse_used_checkpoint_dir
 
 log = logging.getLogger(__name__)
 # pytorch-lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API
@@ -45,7 +42,7 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
         return env, GymEvaluator(cfg.env.env_id, n_episodes=cfg.eval_episodes), {}
 
     from adan.data.calendar import resolve_bars_per_year
-    from adan.evaluation.backtest import TradingEvaluator
+    from adan.evaluation.evaluator import TradingEvaluator
     from adan.market.regimes import attach_regimes
 
     if splits is None:
@@ -70,21 +67,6 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
         bars_per_year=bars_per_year,
     )
     return env, evaluator, splits
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one agent (or, with ``walk_forward``, one per fold); returns the final summary
-    (and writes it to ``summary.json``). Every check that can run before work does: the
-    config's schemas, the run settings, and a resumed checkpoint against the config."""
-    validate_config(cfg)
-    check_run_settings(cfg)
-    if cfg.get("ckpt_path"):
-        cfg.ckpt_path = str(check_resumable(cfg))
-    if cfg.get("walk_forward"):
-        from adan.walk_forward import walk_forward
-
-        return walk_forward(cfg)
-    return fit(cfg)[0]
 
 
 def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], Any]:
@@ -146,7 +128,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
             summary["status"] = "time_limit" if _timed_out(trainer) else "completed"
         summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
         summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only
-        _finish_loggers(loggers, summary)
+        _finish_loggers(loggers, summary, module.env_steps)
     finally:
         _close_wandb(loggers)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
@@ -217,7 +199,8 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
         fresh = GymEvaluator(evaluator.env_id, evaluator.n_episodes, seed=evaluator.seed + 10_000)
         summary["test"] = {"agent": fresh(policy)}
     else:
-        from adan.evaluation.backtest import TradingEvaluator, print_summary
+        from adan.evaluation.backtest import print_summary
+        from adan.evaluation.evaluator import TradingEvaluator
 
         # In-sample reference on the most recent stretch of the training split, as long as the
         # validation split (a full pass over train would cost several times the validation).
@@ -243,7 +226,8 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
     return summary
 
 
-def _finish_loggers(loggers: list, summary: dict) -> None:
+def _finish_loggers(loggers: list, summary: dict, step: int) -> None:
+    """The closing ``summary/*`` values, at the run's last env step."""
     flat = {
         f"summary/{split}/{who}/{k}": v
         for split in ("train", "val")
@@ -252,7 +236,7 @@ def _finish_loggers(loggers: list, summary: dict) -> None:
         for k, v in metrics.items()
     }
     for lg in loggers:
-        lg.log_metrics(flat)
+        lg.log_metrics(flat, step=step)
         lg.save()
 
 

@@ -22,8 +22,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from adan.evaluation.backtest import PolicyActor
-from adan.evaluation.evaluate import evaluate_split
 from adan.evaluation.records import EvaluationResult
+from adan.tasks.evaluate import evaluate_split
+from adan.tasks.fit import fit
 
 log = logging.getLogger(__name__)
 COLUMNS = ("total_return", "sharpe", "max_drawdown", "turnover", "costs")
@@ -32,7 +33,6 @@ COLUMNS = ("total_return", "sharpe", "max_drawdown", "turnover", "costs")
 def walk_forward(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate every fold; write and return the aggregate."""
     from adan.evaluation.report import json_safe, write_report
-    from adan.training import fit
 
     if cfg.get("data") is None:
         raise ValueError("walk_forward needs market data (a data group), not a gym task")

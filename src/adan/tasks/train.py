@@ -1,0 +1,28 @@
+"""The train task: every check that can run before work, then one fit or a walk-forward.
+
+``train.py`` is a thin Hydra entry point around :func:`train`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from adan.config import validate_config
+from adan.tasks.fit import fit
+from adan.tasks.preflight import check_resumable, check_run_settings
+from adan.tasks.walk_forward import walk_forward
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one agent (or, with ``walk_forward``, one per fold); returns the final summary
+    (and writes it to ``summary.json``). Every check that can run before work does: the
+    config's schemas, the run settings, and a resumed checkpoint against the config."""
+    validate_config(cfg)
+    check_run_settings(cfg)
+    if cfg.get("ckpt_path"):
+        cfg.ckpt_path = str(check_resumable(cfg))
+    if cfg.get("walk_forward"):
+        return walk_forward(cfg)
+    return fit(cfg)[0]

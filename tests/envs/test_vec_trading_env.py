@@ -58,7 +58,7 @@ def test_next_step_autoreset_ignores_action_and_returns_reset_obs():
         obs, r, te, tr, info = env.step(np.full((3, 2), 0.5, dtype=np.float32))
     assert tr.all() and not te.any() and info["_episode"].all()
     np.testing.assert_allclose(obs["portfolio"][:, :2], 0.5, atol=0.02)  # final obs: still invested
-    np.testing.assert_allclose(info["episode"]["r"], env.simulator.stats.reward, rtol=1e-12)
+    np.testing.assert_allclose(info["episode"]["r"], env.market.episode_reward, rtol=1e-12)
 
     state = env.get_state()
     outs = []
@@ -182,3 +182,28 @@ def test_simple_reward_episode_return_is_log_growth():
     for _ in range(L):
         *_, info = env.step(np.full((3, 2), 0.4, dtype=np.float32))
     np.testing.assert_allclose(info["episode"]["r"], info["trading"]["log_return"], rtol=1e-5)
+
+
+def test_state_saved_before_the_reward_moved_to_the_env_still_resumes_exactly():
+    """Checkpoints written while the simulator applied the reward kept the episode return in
+    the simulator's stats (``stats["reward"]``); they load into the env that applies it now."""
+    env = make(n=4)
+    env.reset(seed=0)
+    rng = np.random.default_rng(3)
+    for _ in range(L // 2):
+        env.step(rng.uniform(-1, 1, (4, 2)).astype(np.float32))
+    state = env.get_state()
+    old = {**state["simulator"], "stats": dict(state["simulator"]["stats"])}
+    old["stats"]["reward"] = old.pop("episode_reward")  # the earlier layout
+    actions = rng.uniform(-1, 1, (L, 4, 2)).astype(np.float32)
+    expected = [env.step(a) for a in actions]
+    restored = make(n=4)
+    restored.set_state({**state, "simulator": old})
+    got = [restored.step(a) for a in actions]
+    ended = 0
+    for (_, r, *_, info), (_, r2, *_, info2) in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(r, r2)
+        if "episode" in info:
+            ended += 1
+            np.testing.assert_array_equal(info["episode"]["r"], info2["episode"]["r"])
+    assert ended  # an episode return that spans the checkpoint was compared

@@ -7,7 +7,6 @@ from adan.evaluation.baselines import buy_and_hold, run_baselines
 from adan.evaluation.evaluator import TradingEvaluator
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
-from adan.rewards import SimpleReward
 from tests.market.markets import make_market, random_walk
 
 
@@ -40,7 +39,7 @@ def test_performance_by_hand():
 def test_flat_policy_keeps_its_cash_and_pays_nothing():
     data = random_walk(num_bars=120, num_assets=2)
     actor = PolicyActor(ConstantPolicy([0.0, 0.0]))
-    res = run_backtest(actor, data, TradingConfig(), SimpleReward(), 16, 8760)
+    res = run_backtest(actor, data, TradingConfig(), 16, 8760)
     assert res.equity.shape == (120 - 16, 1)  # start bar, then every bar to the end
     np.testing.assert_allclose(res.equity, 10_000.0)
     assert res.costs.sum() == 0 and res.turnover.sum() == 0 and not res.weights.any()
@@ -60,7 +59,6 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
         PolicyActor(ConstantPolicy([1.0])),
         data,
         trading,
-        SimpleReward(),
         window=2,
         bars_per_year=8760,
     )
@@ -83,21 +81,19 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
 
 def test_evaluator_compares_agent_with_buy_and_hold_and_refuses_short_splits():
     data = random_walk(num_bars=200, num_assets=2)
-    ev = TradingEvaluator(data, TradingConfig(), SimpleReward(), window=16, bars_per_year=8760)
+    ev = TradingEvaluator(data, TradingConfig(), window=16, bars_per_year=8760)
     out = ev.compare(ConstantPolicy([0.5, 0.5]))
     assert set(out) == {"agent", "buy_and_hold"}
     assert out["agent"]["bars"] == out["buy_and_hold"]["bars"] == 200 - 16 - 1
     with pytest.raises(ValueError, match="needs at least 18"):
-        TradingEvaluator(
-            random_walk(num_bars=17), TradingConfig(), SimpleReward(), window=16, bars_per_year=8760
-        )
+        TradingEvaluator(random_walk(num_bars=17), TradingConfig(), window=16, bars_per_year=8760)
 
 
 def test_baselines_run_with_the_agents_costs_and_bars():
     data = random_walk(num_bars=400, num_assets=2)
     trading = TradingConfig()
     recs = run_baselines(
-        ["buy_and_hold", "flat", "random", "ma_crossover"], data, trading, SimpleReward(), 16, 8760
+        ["buy_and_hold", "flat", "random", "ma_crossover"], data, trading, 16, 8760
     )
     steps = 400 - 16 - 1
     for rec in recs.values():
@@ -106,7 +102,7 @@ def test_baselines_run_with_the_agents_costs_and_bars():
     assert recs["random"].runs == 5 and recs["random"].costs.sum(axis=0).min() > 0
     # the random runs differ from each other, and the same seed repeats them
     assert np.unique(recs["random"].equity[-1]).size == 5
-    again = run_baselines(["random"], data, trading, SimpleReward(), 16, 8760)["random"]
+    again = run_baselines(["random"], data, trading, 16, 8760)["random"]
     np.testing.assert_array_equal(again.equity, recs["random"].equity)
     # MA crossover: long only, 1/A per asset when long, never before the slow average exists
     w = recs["ma_crossover"].weights[:, 0]
@@ -131,7 +127,6 @@ def test_a_backtest_is_not_cut_short_by_the_ruin_threshold():
         PolicyActor(ConstantPolicy([1.0])),
         data,
         TradingConfig(ruin_threshold=0.5),
-        SimpleReward(),
         window=4,
         bars_per_year=8760,
     )

@@ -36,3 +36,31 @@ def random_walk(num_bars: int = 400, num_assets: int = 2, num_features: int = 3,
     open_ = close * np.exp(rng.normal(0.0, 0.003, close.shape))
     feats = rng.standard_normal((num_bars, num_assets, num_features), dtype=np.float32)
     return make_market(open_, close, feats)
+
+
+class Rewarded:
+    """A simulator with a reward applied as the envs apply it (``RewardedMarket``), for tests
+    that check rewards beside the book: ``step``/``reset``/state go through the reward, every
+    other attribute is the simulator's."""
+
+    def __init__(self, simulator, reward=None) -> None:  # noqa: ANN001
+        from adan.envs.rewarded import RewardedMarket
+        from adan.rewards import SimpleReward
+
+        self.simulator = simulator
+        self.market = RewardedMarket(simulator, reward if reward is not None else SimpleReward())
+
+    def step(self, actions, reset_mask=None):  # noqa: ANN001, ANN201
+        return self.market.step(actions, reset_mask)
+
+    def reset(self, envs=None, seed=None, out=None):  # noqa: ANN001, ANN201
+        return self.market.reset(envs, seed=seed, out=out)
+
+    def get_state(self) -> dict:
+        return self.market.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self.market.set_state(state)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.simulator, name)

@@ -7,14 +7,14 @@ import pytest
 
 from adan.market import MarketSimulator, TradingConfig
 from adan.rewards import SimpleReward
-from tests.market.markets import make_market, random_walk
+from tests.market.markets import Rewarded, make_market, random_walk
 
 
 def one_start_sim(open_, close, window=2, **kwargs):
     """A single-env simulator whose data leaves exactly one possible start bar (window - 1)."""
     data = make_market(open_, close)
     episode_length = len(data) - window - 1
-    return MarketSimulator(data, 1, window, episode_length, reward=SimpleReward(), **kwargs)
+    return Rewarded(MarketSimulator(data, 1, window, episode_length, **kwargs), SimpleReward())
 
 
 def test_two_step_hand_computed_costs_and_equity():
@@ -51,7 +51,7 @@ def test_two_step_hand_computed_costs_and_equity():
 
 
 def test_flat_policy_pays_nothing_and_keeps_equity(market):
-    sim = MarketSimulator(market, 4, window=8, episode_length=20, seed=0)
+    sim = Rewarded(MarketSimulator(market, 4, window=8, episode_length=20, seed=0))
     for _ in range(45):  # crosses episode ends (the core keeps stepping; costs stay zero)
         done_before = sim.step_count >= 20
         _, reward, _, _, info = sim.step(np.zeros((4, 2)), reset_mask=done_before)
@@ -62,7 +62,7 @@ def test_flat_policy_pays_nothing_and_keeps_equity(market):
 
 
 def test_simple_reward_is_log_equity_change_net_of_costs(market):
-    sim = MarketSimulator(market, 8, window=8, episode_length=50, seed=1, reward=SimpleReward())
+    sim = Rewarded(MarketSimulator(market, 8, window=8, episode_length=50, seed=1), SimpleReward())
     rng = np.random.default_rng(0)
     equity = sim.portfolio.equity.copy()
     for _ in range(30):
@@ -130,16 +130,16 @@ def test_no_look_ahead_observation_ignores_every_later_bar(steps):
 
     actions = rng.uniform(-1, 1, (steps, 1, 2))
     for k in range(steps):
-        obs1, r1, *_ = sim.step(actions[k])
-        obs2, r2, *_ = sim2.step(actions[k])
-        np.testing.assert_array_equal(r1, r2)
+        obs1, o1, *_ = sim.step(actions[k])
+        obs2, o2, *_ = sim2.step(actions[k])
+        np.testing.assert_array_equal(o1.net_log_return, o2.net_log_return)
     assert sim.t[0] == sim2.t[0] == cut
     for key in ("market", "portfolio"):
         assert obs1[key].tobytes() == obs2[key].tobytes()
     # ... and the bar after `cut` really differs: the next step's fill moves.
-    _, r1, *_ = sim.step(np.ones((1, 2)))
-    _, r2, *_ = sim2.step(np.ones((1, 2)))
-    assert r1[0] != r2[0]
+    _, o1, *_ = sim.step(np.ones((1, 2)))
+    _, o2, *_ = sim2.step(np.ones((1, 2)))
+    assert o1.net_log_return[0] != o2.net_log_return[0]
 
 
 def test_observation_window_is_the_last_window_bars():

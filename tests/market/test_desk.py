@@ -14,7 +14,7 @@ from adan.market.behaviour import BehaviourConfig
 from adan.market.regimes import RegimeConfig
 from adan.market.risk import RiskConfig
 from adan.market.stops import StopsConfig
-from tests.market.markets import make_market
+from tests.market.markets import Rewarded, make_market
 from tests.market.profiles import trading_profile
 
 FREE = {"fee_bps": 0.0, "half_spread_bps": 0.0, "slippage_bps": 0.0}
@@ -123,11 +123,13 @@ def test_profiles_run_as_sub_batches_identical_to_separate_runs():
         "moderate",
         "aggressive",
     ]
-    sim = MarketSimulator(data, 6, window=16, episode_length=120, trading=multi, seed=10)
+    sim = Rewarded(MarketSimulator(data, 6, window=16, episode_length=120, trading=multi, seed=10))
     np.testing.assert_array_equal(sim.profile, [0, 0, 1, 1, 2, 2])
     singles = [
-        MarketSimulator(
-            data, 2, window=16, episode_length=120, trading=multi.only(name), seed=10 + 2 * i
+        Rewarded(
+            MarketSimulator(
+                data, 2, window=16, episode_length=120, trading=multi.only(name), seed=10 + 2 * i
+            )
         )  # fmt: skip
         for i, name in enumerate(sim.profile_names)
     ]
@@ -153,12 +155,14 @@ def test_checkpoint_resume_is_exact_with_every_stage_on():
     trading = trading_profile("multi_profile")
     rng = np.random.default_rng(1)
     actions = rng.uniform(-1, 1, (80, 6, 2))
-    sim = MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=3)
+    sim = Rewarded(MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=3))
     for a in actions[:30]:
         sim.step(a)
     state = sim.get_state()
     expected = [sim.step(a) for a in actions[30:]]
-    other = MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=99)
+    other = Rewarded(
+        MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=99)
+    )
     other.set_state(state)
     got = [other.step(a) for a in actions[30:]]
     for (obs, reward, *_, info), (obs2, reward2, *_, info2) in zip(expected, got, strict=True):

@@ -5,7 +5,7 @@ import pytest
 
 from adan.market import BatchRNG, MarketSimulator, TradingConfig, target_weights
 from adan.rewards import AdaptiveReward
-from tests.market.markets import make_market, random_walk
+from tests.market.markets import Rewarded, make_market, random_walk
 
 
 def test_ruin_terminates_and_reports_the_episode():
@@ -74,7 +74,9 @@ def test_batch_rng_subset_draws_match_full_draws():
 
 
 def test_trading_summary_matches_the_equity_path(market):
-    sim = MarketSimulator(market, 4, window=8, episode_length=40, seed=5, bars_per_year=252)
+    sim = Rewarded(
+        MarketSimulator(market, 4, window=8, episode_length=40, seed=5, bars_per_year=252)
+    )
     rng = np.random.default_rng(2)
     equity = [sim.portfolio.equity.copy()]
     costs, rewards = 0.0, 0.0
@@ -168,8 +170,8 @@ def test_get_state_set_state_continues_bit_exactly():
     data = random_walk(num_bars=300, seed=7)
 
     def make():
-        return MarketSimulator(
-            data, 6, window=8, episode_length=15, reward=AdaptiveReward(), seed=4
+        return Rewarded(
+            MarketSimulator(data, 6, window=8, episode_length=15, seed=4), AdaptiveReward()
         )
 
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ from adan.errors import ConfigError
 from adan.market import ExecutionConfig, MarketSimulator, TradingConfig
 from adan.market.execution import ExecutionModel, estimated_half_spread
 from adan.rewards import SimpleReward
-from tests.market.markets import make_market, random_walk
+from tests.market.markets import Rewarded, make_market, random_walk
 
 
 def bid_ask_bars(half_spread: float, bars: int = 3000, ticks: int = 60, seed: int = 0):
@@ -128,8 +128,8 @@ def test_every_cost_of_a_fill_is_recorded_and_paid_out_of_the_reward():
     actions = np.sin(np.arange(40))[:, None] * np.array([[1.0, -0.7]])
     runs = {}
     for name, trading in (("costly", base), ("free", free)):
-        sim = MarketSimulator(data, 1, window=8, episode_length=60, trading=trading,
-                              reward=SimpleReward(), seed=1)  # fmt: skip
+        sim = Rewarded(MarketSimulator(data, 1, window=8, episode_length=60, trading=trading,
+                                       seed=1), SimpleReward())  # fmt: skip
         rewards, infos = [], []
         for a in actions:
             _, r, _, _, info = sim.step(a[None])

@@ -9,6 +9,7 @@ from gymnasium import spaces
 
 from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
+from adan.market.spec import MarketSpec
 
 _BIG = float(np.finfo(np.float32).max)
 
@@ -39,3 +40,10 @@ def action_space(trading: TradingConfig, num_assets: int) -> spaces.Space:
     if trading.action_mode == "discrete":
         return spaces.MultiDiscrete(np.full(num_assets, num_discrete_actions(trading)))
     return spaces.Box(-1.0, 1.0, (num_assets,), np.float32)
+
+
+def spaces_of(spec: MarketSpec) -> tuple[spaces.Dict, spaces.Space]:
+    """(observation space, action space) of one env trading ``spec``, without building one."""
+    return observation_space(spec.observation_shapes), action_space(
+        spec.trading, spec.data.num_assets
+    )

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from adan.data.bars import MarketData
+from adan.envs.rewarded import RewardedMarket
 from adan.envs.spaces import action_space, observation_space
 from adan.envs.validation import ObservationValidator
 from adan.market.config import TradingConfig
@@ -58,8 +59,9 @@ class TradingEnv(gym.Env):
         validate_every_step: bool = False,
     ) -> None:
         self.simulator = MarketSimulator(
-            data, 1, window, episode_length, trading, reward, seed, bars_per_year
+            data, 1, window, episode_length, trading, seed, bars_per_year
         )
+        self.market = RewardedMarket(self.simulator, reward)  # the reward is the env's
         self.observation_space = observation_space(self.simulator.observation_shapes)
         self.action_space = action_space(self.simulator.trading, data.num_assets)
         self._needs_reset = True
@@ -76,7 +78,7 @@ class TradingEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        obs = self.simulator.reset(seed=None if seed is None else [seed])
+        obs = self.market.reset(seed=None if seed is None else [seed])
         self._needs_reset = False
         if self.validate_every_step:
             self.validator.check(obs, batched=True)
@@ -87,7 +89,7 @@ class TradingEnv(gym.Env):
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("TradingEnv.step called before reset() or after the episode ended")
-        obs, reward, terminated, truncated, info = self.simulator.step(np.asarray(action)[None])
+        obs, reward, terminated, truncated, info = self.market.step(np.asarray(action)[None])
         if self.validate_every_step:
             self.validator.check(obs, batched=True)
         done_t, done_tr = bool(terminated[0]), bool(truncated[0])
@@ -98,8 +100,8 @@ class TradingEnv(gym.Env):
         return single_obs, float(reward[0]), done_t, done_tr, _scalars(info)
 
     def get_state(self) -> dict[str, Any]:
-        return {"simulator": self.simulator.get_state(), "needs_reset": self._needs_reset}
+        return {"simulator": self.market.get_state(), "needs_reset": self._needs_reset}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.simulator.set_state(state["simulator"])
+        self.market.set_state(state["simulator"])
         self._needs_reset = bool(state["needs_reset"])

@@ -9,6 +9,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from adan.data.bars import MarketData
+from adan.envs.rewarded import RewardedMarket
 from adan.envs.spaces import action_space, observation_space
 from adan.envs.validation import ObservationValidator
 from adan.market.config import TradingConfig
@@ -61,8 +62,9 @@ class VecTradingEnv(VectorEnv):
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
         self.simulator = MarketSimulator(
-            data, num_envs, window, episode_length, trading, reward, seed, bars_per_year
+            data, num_envs, window, episode_length, trading, seed, bars_per_year
         )
+        self.market = RewardedMarket(self.simulator, reward)  # the reward is the env's
         self.num_envs = int(num_envs)
         self.single_observation_space = observation_space(self.simulator.observation_shapes)
         self.single_action_space = action_space(self.simulator.trading, data.num_assets)
@@ -99,7 +101,7 @@ class VecTradingEnv(VectorEnv):
             super().reset(seed=int(seed))
         mask = None if options is None else options.get("reset_mask")
         if mask is None:
-            obs = self.simulator.reset(seed=seed)
+            obs = self.market.reset(seed=seed)
             self._autoreset[:] = False
             if self.validate_every_step:
                 self.validator.check(obs, batched=True)
@@ -114,7 +116,7 @@ class VecTradingEnv(VectorEnv):
             if len(seed) != self.num_envs:
                 raise ValueError(f"got {len(seed)} seeds for {self.num_envs} envs")
             seed = [s for s, m in zip(seed, mask, strict=True) if m]
-        obs = self.simulator.reset(mask, seed=seed)
+        obs = self.market.reset(mask, seed=seed)
         self._autoreset[mask] = False
         if self.validate_every_step:
             self.validator.check(obs, batched=True)
@@ -123,7 +125,7 @@ class VecTradingEnv(VectorEnv):
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        sim = self.simulator
+        sim = self.market
         if self.autoreset_mode is AutoresetMode.NEXT_STEP:
             out = sim.step(actions, self._autoreset)
             self._autoreset = out[2] | out[3]
@@ -158,8 +160,8 @@ class VecTradingEnv(VectorEnv):
         info["final_info"], info["_final_info"] = final_info, done
 
     def get_state(self) -> dict[str, Any]:
-        return {"simulator": self.simulator.get_state(), "autoreset": self._autoreset.copy()}
+        return {"simulator": self.market.get_state(), "autoreset": self._autoreset.copy()}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.simulator.set_state(state["simulator"])
+        self.market.set_state(state["simulator"])
         self._autoreset = np.asarray(state["autoreset"], dtype=bool).copy()

@@ -20,7 +20,6 @@ from adan.evaluation.metrics import performance
 from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
-from adan.rewards.base import RewardFunction
 
 Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]  # (obs, bar t [N]) -> [N, A]
 
@@ -42,7 +41,6 @@ def run_backtest(
     actor: Actor,
     data: MarketData,
     trading: TradingConfig,
-    reward: RewardFunction,
     window: int,
     bars_per_year: float,
     num_runs: int = 1,
@@ -66,7 +64,6 @@ def run_backtest(
         window=window,
         episode_length=length,
         trading=trading,
-        reward=reward,
         seed=seed,
         bars_per_year=bars_per_year,
     )

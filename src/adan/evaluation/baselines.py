@@ -22,7 +22,6 @@ from adan.evaluation.backtest import run_backtest
 from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
-from adan.rewards.base import RewardFunction
 
 BASELINES = ("buy_and_hold", "flat", "random", "ma_crossover")
 LABELS = {
@@ -125,7 +124,6 @@ def run_baselines(
     names: tuple[str, ...] | list[str],
     data: MarketData,
     trading: TradingConfig,
-    reward: RewardFunction,
     window: int,
     bars_per_year: float,
     random_runs: int = 5,
@@ -153,6 +151,6 @@ def run_baselines(
         else:
             actor, cfg, runs = MACrossoverActor(data.close, ma_fast, ma_slow), weights_cfg, 1
         out[name] = run_backtest(
-            actor, data, cfg, reward, window, bars_per_year, num_runs=runs, seed=seed, name=name
+            actor, data, cfg, window, bars_per_year, num_runs=runs, seed=seed, name=name
         )
     return out

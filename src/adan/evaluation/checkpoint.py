@@ -27,8 +27,10 @@ from omegaconf import OmegaConf
 
 from adan.callbacks.run_spec import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
+from adan.envs.spaces import spaces_of
 from adan.errors import CheckpointError
 from adan.files import atomic_write
+from adan.market.spec import MarketSpec
 
 # What torch.load may call besides torch's own tensor rebuilders: NumPy's array and dtype
 # reconstruction (no code of the file's choosing can run through these).
@@ -178,15 +180,8 @@ def policy_from_checkpoint(ckpt: dict[str, Any], data: MarketData, trading: Any)
     """The checkpoint's actor-critic, rebuilt from its model config for ``data``'s spaces, in
     eval mode, with the trained weights."""
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    # one short episode: the env is only built here for its spaces
-    env = instantiate(cfg.env, num_envs=1, episode_length=1)(
-        data=data,
-        trading=trading,
-        reward=instantiate(cfg.reward),
-        seed=0,
-        bars_per_year=cfg.env.get("bars_per_year") or data.meta["bars_per_year"],
-    )
-    policy = instantiate(cfg.model)(env.single_observation_space, env.single_action_space)
+    spec = MarketSpec.of(data, trading, int(cfg.env.window), cfg.env.get("bars_per_year"))
+    policy = instantiate(cfg.model)(*spaces_of(spec))
     state = {
         k[len("policy.") :].replace("_orig_mod.", ""): v
         for k, v in ckpt["state_dict"].items()

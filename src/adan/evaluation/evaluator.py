@@ -11,7 +11,6 @@ from adan.evaluation.backtest import PolicyActor, record_performance, run_backte
 from adan.evaluation.baselines import buy_and_hold
 from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
-from adan.rewards.base import RewardFunction
 
 
 class TradingEvaluator:
@@ -22,7 +21,6 @@ class TradingEvaluator:
         self,
         data: MarketData,
         trading: TradingConfig,
-        reward: RewardFunction,
         window: int,
         bars_per_year: float,
     ) -> None:
@@ -32,14 +30,14 @@ class TradingEvaluator:
                 f"the {split} split has {len(data)} bars; a backtest with env.window={window} "
                 f"needs at least {window + 2}: lengthen the data or change data.split"
             )
-        self.data, self.trading, self.reward = data, trading, reward
+        self.data, self.trading = data, trading
         self.window, self.bars_per_year = window, bars_per_year
         # Several trading profiles: one backtest each (an account runs one profile).
         self.profiles = [name for name, _ in trading.profile_configs()]
 
     def backtest(self, policy: torch.nn.Module) -> BacktestRecord:
         return run_backtest(
-            PolicyActor(policy), self.data, self.trading, self.reward, self.window,
+            PolicyActor(policy), self.data, self.trading, self.window,
             self.bars_per_year, num_runs=len(self.profiles),
         )  # fmt: skip
 

@@ -7,7 +7,6 @@ import time
 import numpy as np
 
 _FLOAT = (
-    "reward",
     "ret_sum",
     "ret_sq_sum",
     "max_drawdown",
@@ -45,7 +44,6 @@ class EpisodeStats:
 
     def update(
         self,
-        reward: np.ndarray,
         net_return: np.ndarray,
         drawdown: np.ndarray,
         turnover: np.ndarray,
@@ -57,7 +55,6 @@ class EpisodeStats:
     ) -> None:
         """Add one step of every env (``risk_clipped``: a risk rule changed its orders)."""
         self.length += 1
-        self.reward += reward
         self.ret_sum += net_return
         self.ret_sq_sum += net_return * net_return
         np.maximum(self.max_drawdown, drawdown, out=self.max_drawdown)
@@ -71,7 +68,7 @@ class EpisodeStats:
 
     def summary(self, done: np.ndarray, equity: np.ndarray) -> dict[str, dict | np.ndarray]:
         """Vector-env info entries for the envs where ``done``: gymnasium's ``episode``
-        {r, l, t} and ``trading`` {log_return, sharpe, max_drawdown, win_rate, turnover,
+        {l, t} and ``trading`` {log_return, sharpe, max_drawdown, win_rate, turnover,
         costs, trades, final_equity}, each [N] with zeros where not done, plus ``_`` masks."""
         n = np.maximum(self.length, 1)
         mean = self.ret_sum / n
@@ -97,8 +94,7 @@ class EpisodeStats:
             "final_equity": equity,
         }
         trading = {k: np.where(done, v, 0).astype(v.dtype) for k, v in trading.items()}
-        episode = {
-            "r": np.where(done, self.reward, 0.0),
+        episode = {  # the env adds the episode's return "r" (rewards are not the market's)
             "l": np.where(done, self.length, 0).astype(np.int32),
             "t": np.where(done, np.round(elapsed, 6), 0.0),
         }

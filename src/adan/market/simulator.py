@@ -16,13 +16,12 @@ from adan.market.config import TradingConfig
 from adan.market.desk import TradingDesk
 from adan.market.episode import EpisodeStats
 from adan.market.execution import Fills
+from adan.market.outcome import StepOutcome
 from adan.market.portfolio import Portfolio
 from adan.market.rng import BatchRNG, SeedLike
-from adan.rewards.base import RewardFunction, StepOutcome
-from adan.rewards.simple import SimpleReward
+from adan.market.spec import PORTFOLIO_EXTRA, MarketSpec, market_key
 
 Obs = dict[str, np.ndarray]
-PORTFOLIO_EXTRA = 2  # portfolio vector = A weights + cash fraction + drawdown
 STEP_INFO_KEYS = (
     "fee",
     "spread",
@@ -41,11 +40,6 @@ STEP_INFO_KEYS = (
 def _per_env(per_asset: np.ndarray) -> np.ndarray:
     """Sum over assets: [N, A] -> [N]."""
     return row_sum(per_asset)
-
-
-def market_key(rule: str) -> str:
-    """Observation key of a higher timeframe's feature window, e.g. ``market_4h``."""
-    return f"market_{rule}"
 
 
 def _window_view(features: np.ndarray, window: int) -> np.ndarray:
@@ -95,11 +89,12 @@ class MarketSimulator:
     **Info** (vector-env format: each key has a ``_key`` bool mask): per-step [N] arrays
     ``fee``, ``spread``, ``slippage``, ``impact`` and their sum ``cost`` (cash paid, stop
     exits included), ``turnover`` (traded notional / equity), ``equity``, ``drawdown``,
-    ``regime``, ``stop_exits``, ``risk_clipped`` and ``reward_components`` {name: [N]};
+    ``regime``, ``stop_exits``, ``risk_clipped`` (the env adds ``reward_components``);
     ``fills`` {units, price, fee, spread, slippage, impact} [N, A] of this bar's orders and
     ``exits`` the same of its stop and target exits (zeros without);
     ``dbe`` {size, stop, target, exposure} [N] when the behaviour engine runs; when an episode
-    ends, ``episode`` {r, l, t} (as gymnasium's RecordEpisodeStatistics) and ``trading``
+    ends, ``episode`` {l, t} (the env adds the return ``r``, as gymnasium's
+    RecordEpisodeStatistics) and ``trading``
     {log_return, sharpe, max_drawdown, win_rate, turnover, costs, trades, stop_exits,
     risk_clips, final_equity, profile}.
     """
@@ -111,7 +106,6 @@ class MarketSimulator:
         window: int = 64,
         episode_length: int = 512,
         trading: TradingConfig | None = None,
-        reward: RewardFunction | None = None,
         seed: SeedLike = None,
         bars_per_year: float = 24 * 365,
     ) -> None:
@@ -138,7 +132,6 @@ class MarketSimulator:
         )
         self.num_assets, self.num_features = data.num_assets, data.num_features
         self.trading = trading if trading is not None else TradingConfig()
-        self.reward_fn = reward if reward is not None else SimpleReward()
         self.bars_per_year = float(bars_per_year)
 
         self._open = self._prices(data.open, "open")
@@ -156,15 +149,9 @@ class MarketSimulator:
             (market_key(rule), _window_view(tf.features, tf.window), tf.index - (tf.window - 1))
             for rule, tf in data.timeframes.items()
         ]
-        a = self.num_assets
-        # The one place that names the observation's keys (the spaces are built from it).
-        self.observation_shapes: dict[str, tuple[int, ...]] = {
-            "market": (self.window, a, self.num_features),
-            **{key: w.shape[1:] for key, w, _ in self._higher},
-            "portfolio": (a + PORTFOLIO_EXTRA,),
-        }
+        self.spec = MarketSpec(data, self.trading, self.window, self.bars_per_year)
+        self.observation_shapes = self.spec.observation_shapes  # the spaces are built from it
         if self.observe_regime:
-            self.observation_shapes["regime"] = (NUM_REGIMES,)
             self._regime_onehot = np.eye(NUM_REGIMES, dtype=np.float32)
         self._last_start = num_bars - episode_length - 2
         init = self.trading.initial_cash
@@ -184,7 +171,6 @@ class MarketSimulator:
         zeros = np.zeros((n, self.num_assets))
         zeros.flags.writeable = False
         self._no_fills = Fills(zeros, zeros, zeros, zeros, zeros, zeros, zeros[:, 0], zeros[:, 0])
-        self.reward_fn.reset(n)
         self._last_obs: Obs = {}
         self.reset()
 
@@ -238,18 +224,19 @@ class MarketSimulator:
         self.stats.reset(idx)
         mask = np.zeros(self.num_envs, dtype=bool)
         mask[idx] = True
-        self.reward_fn.reset_envs(mask)
         self.desk.reset_envs(mask, self.t, self.portfolio.equity)
 
     # ------------------------------------------------------------------------------ step
     def step(
         self, actions: np.ndarray, reset_mask: np.ndarray | None = None
-    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict]:
-        """Advance every env one bar. Returns (obs, reward [N] float32, terminated [N],
-        truncated [N], info).
+    ) -> tuple[Obs, StepOutcome, np.ndarray, np.ndarray, dict]:
+        """Advance every env one bar. Returns (obs, outcome, terminated [N], truncated [N],
+        info): the ``StepOutcome`` is what the bar did to each account, before any reward (the
+        env applies one, ``adan.envs.rewarded.RewardedMarket``).
 
         Envs in ``reset_mask`` (bool [N]) start a new episode instead and their actions are
-        ignored: reward 0, not done, zero costs (gymnasium's next-step autoreset).
+        ignored: not done, zero costs (gymnasium's next-step autoreset); their rows of the
+        outcome describe the bar before the reset and are not to be rewarded.
         """
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs, self.num_assets):
@@ -291,14 +278,12 @@ class MarketSimulator:
             prev_drawdown=prev_drawdown,
             regime=regime,
         )
-        reward, components = self.reward_fn(outcome)
         held = exposure > 0  # a position after the bar, or one a stop closed during it
         if exits is not None:
             held |= stop_exits > 0
         desk.after_bar(t1, pf.drawdown, outcome.net_return, held)
         pf.turnover += turnover
         self.stats.update(
-            reward,
             outcome.net_return,
             pf.drawdown,
             turnover,
@@ -328,7 +313,6 @@ class MarketSimulator:
                 "stop_exits": stop_exits,
                 "risk_clipped": desk.clipped.copy(),
             },
-            components,
             fills,
             exits,
         )
@@ -343,23 +327,17 @@ class MarketSimulator:
             info["trading"]["profile"] = np.where(done, self.profile, 0)
         if resetting:
             self._reset_rows(np.flatnonzero(reset_mask))
-            reward[reset_mask] = 0.0
             self._clear_step_info(info, reset_mask)
         obs = self._observe(slice(None), mark_price)  # reset rows: no units held
         self._last_obs = obs
-        return obs, reward, terminated, truncated, info
+        return obs, outcome, terminated, truncated, info
 
-    def _step_info(self, values: dict, components: dict, fills, exits) -> dict:
+    def _step_info(self, values: dict, fills, exits) -> dict:
         every = self._all_true
-        comps: dict[str, np.ndarray] = {}
-        for name, value in components.items():
-            comps[name] = value
-            comps["_" + name] = every
         info: dict = {}
         for key in STEP_INFO_KEYS:
             info[key] = values[key]
             info["_" + key] = every
-        info["reward_components"], info["_reward_components"] = comps, every
         info["fills"] = {  # per env and asset: this bar's orders (stop exits not included)
             "units": fills.units,
             "price": fills.price,
@@ -391,10 +369,6 @@ class MarketSimulator:
         info["stop_exits"] = np.where(mask, 0, info["stop_exits"])
         info["risk_clipped"][mask] = False
         info["equity"][mask] = self.trading.initial_cash
-        comps = info["reward_components"]
-        for name in comps:
-            if not name.startswith("_"):
-                comps[name] = np.where(mask, 0.0, comps[name])
         for group in ("fills", "exits"):
             for key in info[group]:
                 info[group][key] = np.where(mask[:, None], 0.0, info[group][key])
@@ -428,7 +402,7 @@ class MarketSimulator:
 
     # ------------------------------------------------------------------------- checkpoint
     def get_state(self) -> dict:
-        """Everything needed to continue bit-exactly: book, clocks, streams, stats, reward."""
+        """Everything needed to continue bit-exactly: book, clocks, streams, stats, desk."""
         return {
             "t": self.t.copy(),
             "start": self.start.copy(),
@@ -436,7 +410,6 @@ class MarketSimulator:
             "portfolio": self.portfolio.state_dict(),
             "stats": self.stats.state_dict(),
             "rng": self.rng.state_dict(),
-            "reward": self.reward_fn.state_dict(),
             "desk": self.desk.state_dict(),
         }
 
@@ -452,6 +425,5 @@ class MarketSimulator:
         self.portfolio.load_state_dict(state["portfolio"])
         self.stats.load_state_dict(state["stats"])
         self.rng.load_state_dict(state["rng"])
-        self.reward_fn.load_state_dict(state["reward"])
         self.desk.load_state_dict(state["desk"])
         self._last_obs = self.observe()

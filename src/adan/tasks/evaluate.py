@@ -67,7 +67,6 @@ def evaluate_split(
     actor: Any,
     data: MarketData,
     trading: Any,
-    reward: Any,
     window: int,
     bars_per_year: float,
     baselines: list[str] | tuple[str, ...] = ("buy_and_hold", "flat", "random", "ma_crossover"),
@@ -77,13 +76,12 @@ def evaluate_split(
     seed: int = 0,
 ) -> EvaluationResult:
     """The agent (``actor``) and the baselines over the whole of ``data``, scored."""
-    records = {"agent": run_backtest(actor, data, trading, reward, window, bars_per_year)}
+    records = {"agent": run_backtest(actor, data, trading, window, bars_per_year)}
     records.update(
         run_baselines(
             list(baselines),
             data,
             trading,
-            reward,
             window,
             bars_per_year,
             random_runs=random_runs,
@@ -232,7 +230,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trading = instantiate(OmegaConf.merge(train_cfg.trading, cfg.trading or {}))
     market = attach_regimes(market, trading.regime)
     trading = _one_profile(trading, cfg.get("profile"))
-    reward = instantiate(train_cfg.reward)
     window = int(train_cfg.env.window)
     data = select_period(market[cfg.split], cfg.period, window)
     # the training run's annualisation; refused if the evaluated bars (another test_path, say)
@@ -253,9 +250,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if cfg.ensemble.combine == "weighted":
             val = market["val"]
             scores = [
-                record_performance(
-                    run_backtest(PolicyActor(p), val, trading, reward, window, bpy), bpy
-                )["sharpe"]
+                record_performance(run_backtest(PolicyActor(p), val, trading, window, bpy), bpy)[
+                    "sharpe"
+                ]
                 for p in policies
             ]
             member_weights = weights_from_scores(scores).tolist()
@@ -274,7 +271,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         PolicyActor(policy),
         data,
         trading,
-        reward,
         window,
         bpy,
         baselines=list(cfg.baselines),

@@ -62,7 +62,6 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
     evaluator = TradingEvaluator(
         data=splits["val"],
         trading=trading,
-        reward=instantiate(cfg.reward),
         window=cfg.env.window,
         bars_per_year=bars_per_year,
     )
@@ -209,7 +208,6 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
         train_eval = TradingEvaluator(
             data=recent,
             trading=evaluator.trading,
-            reward=evaluator.reward,
             window=evaluator.window,
             bars_per_year=evaluator.bars_per_year,
         )

@@ -64,12 +64,11 @@ def walk_forward(cfg: DictConfig) -> dict[str, Any]:
             log.warning("walk-forward stopped in fold %d of %d", k + 1, len(folds))
             return {**fold_summary, "fold": k, "folds_done": k}
         val_scores.append(fold_summary["val"]["agent"])
-        trading, reward = instantiate(cfg.trading), instantiate(cfg.reward)
+        trading = instantiate(cfg.trading)
         result = evaluate_split(
             PolicyActor(module.policy.eval()),
             splits["test"],
             trading,
-            reward,
             int(cfg.env.window),
             module.evaluator.bars_per_year,
             baselines=list(wf.baselines),

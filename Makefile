@@ -20,9 +20,11 @@ train: $(STAMP)  ## train the default agent on the embedded synthetic market
 	$(BIN)/python train.py $(ARGS)
 
 # Two workers: most of the time is end-to-end runs of train.py, one core each (torch_threads=1).
-# Coverage of src/adan (the train.py/eval.py subprocesses included), floor in pyproject.toml.
+# Coverage of src/adan (the train.py/eval.py subprocesses included); the floor in pyproject.toml
+# applies to the whole suite, not to a part chosen with ARGS.
 test: $(STAMP)  ## the default test suite (slow tests excluded), on 2 workers, with coverage
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 --cov --cov-report=term $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 --cov --cov-report=term \
+		$(if $(ARGS),--cov-fail-under=0) $(ARGS)
 
 test-all: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "slow or not slow" $(ARGS)

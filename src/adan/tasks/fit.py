@@ -23,6 +23,7 @@ from adan.errors import DiskFullError, DivergenceError
 from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
 from adan.files import atomic_write_text, first_disk_full, is_disk_full
+from adan.tasks.kinds import is_gym_task
 from adan.tasks.preflight import refuse_used_checkpoint_dir
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
     the ones the data config would build: a walk-forward fold); without one
     (experiment=cartpole) it is the plain gymnasium task named by ``env.env_id``.
     """
-    if cfg.get("data") is None:
+    if is_gym_task(cfg):
         env = instantiate(cfg.env)
         return env, GymEvaluator(cfg.env.env_id, n_episodes=cfg.eval_episodes), {}
 

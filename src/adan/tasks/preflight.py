@@ -16,6 +16,7 @@ from adan.config.resume import DERIVED, check_resume
 from adan.errors import ConfigError
 from adan.evaluation.checkpoint import read_checkpoint, resolve_checkpoint
 from adan.evaluation.gym_eval import GymEvaluator
+from adan.tasks.kinds import is_gym_task
 
 
 def refuse_used_checkpoint_dir(out_dir: Path, ckpt_path: str | None) -> None:
@@ -57,7 +58,7 @@ def check_run_settings(cfg: DictConfig) -> None:
 
 def validation_metrics(cfg: DictConfig) -> list[str]:
     """The ``val/...`` metrics the configured task logs at each validation."""
-    if cfg.get("data") is None:
+    if is_gym_task(cfg):
         return [f"val/{k}" for k in GymEvaluator.METRICS]
     from adan.evaluation.metrics import METRICS
 

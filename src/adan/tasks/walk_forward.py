@@ -25,6 +25,7 @@ from adan.evaluation.backtest import PolicyActor
 from adan.evaluation.records import EvaluationResult
 from adan.tasks.evaluate import evaluate_split
 from adan.tasks.fit import fit
+from adan.tasks.kinds import is_gym_task
 
 log = logging.getLogger(__name__)
 COLUMNS = ("total_return", "sharpe", "max_drawdown", "turnover", "costs")
@@ -34,7 +35,7 @@ def walk_forward(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate every fold; write and return the aggregate."""
     from adan.evaluation.report import json_safe, write_report
 
-    if cfg.get("data") is None:
+    if is_gym_task(cfg):
         raise ValueError("walk_forward needs market data (a data group), not a gym task")
     if cfg.get("ckpt_path"):
         raise ValueError("walk_forward trains a fresh agent per fold: drop ckpt_path")

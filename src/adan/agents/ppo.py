@@ -25,6 +25,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from adan.agents.rollout import RolloutBuffer, compute_gae, minibatches, obs_to_tensor, take
+from adan.checkpoint_format import STATE_KEY
 from adan.envs.state import capture_env_state, restore_env_state
 from adan.errors import CheckpointError, ConfigError, DivergenceError
 
@@ -374,7 +375,7 @@ class PPO(pl.LightningModule):
     # ---------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what the model's state_dict does not: env, RNGs and counters."""
-        checkpoint["adan_state"] = {
+        checkpoint[STATE_KEY] = {
             "env": _env_state(self.env),
             "obs": self._obs,
             "prev_done": self._prev_done.copy(),
@@ -387,7 +388,7 @@ class PPO(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("adan_state")
+        state = checkpoint.get(STATE_KEY)
         if state is None:
             return
         self.env = _restore_env(self.env, state["env"])

@@ -13,26 +13,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-CONFIG_KEY = "adan_config"
-DATA_KEY = "adan_data"
+from adan.checkpoint_format import CONFIG_KEY, DATA_KEY, data_contract
 
-
-def data_contract(splits: dict[str, Any]) -> dict[str, Any]:
-    """What a trained agent expects of its data: assets, feature names, the scalers fitted on
-    its training split, and the periods it trained and was selected on (evaluation flags a
-    period that overlaps them)."""
-    meta = splits["train"].meta
-    keep = ("feature_names", "scaler", "timeframes", "features_version")
-    periods = {
-        name: [str(d.timestamps[0]), str(d.timestamps[-1])]
-        for name, d in splits.items()
-        if name in ("train", "val") and len(d)
-    }
-    return {
-        "assets": list(splits["train"].assets),
-        **{k: meta[k] for k in keep if k in meta},
-        "periods": periods,
-    }
+__all__ = ["CONFIG_KEY", "DATA_KEY", "RunSpec", "data_contract"]
 
 
 class RunSpec(pl.Callback):

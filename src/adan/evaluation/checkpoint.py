@@ -3,7 +3,7 @@ the market data a trained agent expects rebuilt from it alone.
 
 A checkpoint is Lightning's dict plus the resolved run config (``adan_config``), the data
 contract (``adan_data``: feature names, assets, the scalers fitted on the training split; see
-``adan.callbacks.run_spec``) and the agent's own state (``adan_state``: env, RNGs, counters).
+``adan.checkpoint_format``) and the agent's own state (``adan_state``: env, RNGs, counters).
 It holds only tensors, NumPy arrays and plain Python values, so it is read with
 ``torch.load(weights_only=True)`` and an allowlist of the NumPy types that rebuild arrays:
 a file that would call anything else while loading (a planted payload) is refused before any
@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
-from adan.callbacks.run_spec import CONFIG_KEY, DATA_KEY
+from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
 from adan.envs.spaces import spaces_of
 from adan.errors import CheckpointError

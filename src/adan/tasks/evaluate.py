@@ -15,7 +15,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from adan.callbacks.run_spec import CONFIG_KEY, DATA_KEY
+from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
 from adan.data.calendar import resolve_bars_per_year
 from adan.errors import CheckpointError

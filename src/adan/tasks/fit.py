@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from adan.callbacks import GracefulShutdown, RunCheckpoint
-from adan.callbacks.run_spec import RunSpec, data_contract
+from adan.callbacks.run_spec import RunSpec
+from adan.checkpoint_format import data_contract
 from adan.errors import DiskFullError, DivergenceError
 from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator

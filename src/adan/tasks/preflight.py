@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from adan.callbacks.run_spec import CONFIG_KEY
+from adan.checkpoint_format import CONFIG_KEY
 from adan.config.resume import DERIVED, check_resume
 from adan.errors import ConfigError
 from adan.evaluation.checkpoint import read_checkpoint, resolve_checkpoint

@@ -20,13 +20,13 @@ The rules run in this order, each on what the previous ones left:
    stay there (a redenomination, an unadjusted split); the history is split there, as at a
    gap longer than ``max_fill_bars`` (see ``_level_shifts`` for why nothing is rescaled).
 10. ``outlier_price``: a price field far from its neighbours: robust z-score
-   |log(x / m)| / s > ``outlier_z``, where m is the median close of the ``outlier_neighbours``
-   bars on each side and s the local scale (from the median absolute 1-bar log return and
-   the median bar range around the bar; see ``_local_scale``); an
-   open or close must also break continuity with the previous close / next open, and a wick
-   is judged against its own bar's body (details in ``_repair_outliers``). This uses bars
-   after t: it is an offline repair of history, never part of a feature. It runs on each side
-   of a level shift separately, so the shift is never read as a bad print.
+    |log(x / m)| / s > ``outlier_z``, where m is the median close of the ``outlier_neighbours``
+    bars on each side and s the local scale (from the median absolute 1-bar log return and
+    the median bar range around the bar; see ``_local_scale``); an
+    open or close must also break continuity with the previous close / next open, and a wick
+    is judged against its own bar's body (details in ``_repair_outliers``). This uses bars
+    after t: it is an offline repair of history, never part of a feature. It runs on each side
+    of a level shift separately, so the shift is never read as a bad print.
 11. ``ohlc_inconsistent``: high below open/close/low or low above them; high and low are
     reset to the max and min of the four prices.
 12. ``gap``: missing bars on the bar clock while the market is open; reported here, filled or

@@ -15,7 +15,7 @@ def make(mode="NextStep", n=4, data=None, **kw):
     return VecTradingEnv(
         data,
         TradingConfig(**kw),
-        AdaptiveReward(),
+        AdaptiveReward(scale=1.0),
         num_envs=n,
         window=8,
         episode_length=L,
@@ -176,7 +176,7 @@ def test_disabled_mode_leaves_resets_to_the_caller():
 def test_simple_reward_episode_return_is_log_growth():
     data = random_walk(num_bars=200, seed=1)
     env = VecTradingEnv(
-        data, TradingConfig(), SimpleReward(), num_envs=3, window=8, episode_length=L
+        data, TradingConfig(), SimpleReward(scale=1.0), num_envs=3, window=8, episode_length=L
     )
     env.reset(seed=0)
     for _ in range(L):

@@ -48,7 +48,9 @@ class Rewarded:
         from adan.rewards import SimpleReward
 
         self.simulator = simulator
-        self.market = RewardedMarket(simulator, reward if reward is not None else SimpleReward())
+        self.market = RewardedMarket(
+            simulator, reward if reward is not None else SimpleReward(scale=1.0)
+        )
 
     def step(self, actions, reset_mask=None):  # noqa: ANN001, ANN201
         return self.market.step(actions, reset_mask)

@@ -14,7 +14,9 @@ def one_start_sim(open_, close, window=2, **kwargs):
     """A single-env simulator whose data leaves exactly one possible start bar (window - 1)."""
     data = make_market(open_, close)
     episode_length = len(data) - window - 1
-    return Rewarded(MarketSimulator(data, 1, window, episode_length, **kwargs), SimpleReward())
+    return Rewarded(
+        MarketSimulator(data, 1, window, episode_length, **kwargs), SimpleReward(scale=1.0)
+    )
 
 
 def test_two_step_hand_computed_costs_and_equity():
@@ -62,7 +64,9 @@ def test_flat_policy_pays_nothing_and_keeps_equity(market):
 
 
 def test_simple_reward_is_log_equity_change_net_of_costs(market):
-    sim = Rewarded(MarketSimulator(market, 8, window=8, episode_length=50, seed=1), SimpleReward())
+    sim = Rewarded(
+        MarketSimulator(market, 8, window=8, episode_length=50, seed=1), SimpleReward(scale=1.0)
+    )
     rng = np.random.default_rng(0)
     equity = sim.portfolio.equity.copy()
     for _ in range(30):

@@ -20,7 +20,7 @@ RETURN, DRAWDOWN = COMPONENTS.index("return"), COMPONENTS.index("drawdown")
 
 
 def return_only(**kw) -> AdaptiveReward:
-    rew = AdaptiveReward(w_return=1.0, w_sharpe=0.0, w_sortino=0.0, w_drawdown=0.0, **kw)
+    rew = AdaptiveReward(scale=1.0, w_return=1.0, w_sharpe=0.0, w_sortino=0.0, w_drawdown=0.0, **kw)
     rew.reset(2)
     return rew
 
@@ -62,12 +62,15 @@ def test_without_regime_weights_or_regimes_the_reward_is_bit_identical():
     steps = random_steps(0)
     weighted = {"volatile": {"drawdown": 4.0, "turnover": 0.0}, "bull": {"sharpe": 2.0}}
     variants = [
-        (AdaptiveReward(), False),  # today's reward, outcomes without regimes: the reference
-        (AdaptiveReward(), True),
-        (AdaptiveReward(regime_weights=None), True),
-        (AdaptiveReward(regime_weights={}), True),
-        (AdaptiveReward(regime_weights={"bull": {}, "bear": {"return": 1.0}}), True),
-        (AdaptiveReward(regime_weights=weighted), False),
+        (
+            AdaptiveReward(scale=1.0),
+            False,
+        ),  # today's reward, outcomes without regimes: the reference
+        (AdaptiveReward(scale=1.0), True),
+        (AdaptiveReward(scale=1.0, regime_weights=None), True),
+        (AdaptiveReward(scale=1.0, regime_weights={}), True),
+        (AdaptiveReward(scale=1.0, regime_weights={"bull": {}, "bear": {"return": 1.0}}), True),
+        (AdaptiveReward(scale=1.0, regime_weights=weighted), False),
     ]
     results = []
     for rew, with_regime in variants:
@@ -83,7 +86,7 @@ def test_without_regime_weights_or_regimes_the_reward_is_bit_identical():
             for name in c0:
                 np.testing.assert_array_equal(c0[name], c1[name])
     # ... and the weights do change it once regimes are given.
-    rew = AdaptiveReward(regime_weights=weighted)
+    rew = AdaptiveReward(scale=1.0, regime_weights=weighted)
     rew.reset(3)
     changed = [
         not np.array_equal(rew(o)[0], ref[0]) for o, ref in zip(steps, results[0], strict=True)
@@ -106,7 +109,7 @@ def test_a_new_episode_starts_at_its_regime_weights_not_the_old_episode_mix():
 def test_multipliers_round_trip_through_state_dict():
     steps = random_steps(1)
     kw = dict(regime_weights={"volatile": {"drawdown": 3.0}, "bear": {"return": 0.5}})
-    first, second = AdaptiveReward(**kw), AdaptiveReward(**kw)
+    first, second = AdaptiveReward(**{"scale": 1.0, **kw}), AdaptiveReward(scale=1.0, **kw)
     first.reset(3)
     for o in steps[:30]:
         first(o)
@@ -120,7 +123,7 @@ def test_multipliers_round_trip_through_state_dict():
 
 
 def test_a_checkpoint_without_multipliers_loads_neutral_and_fresh():
-    rew = AdaptiveReward(regime_weights={"bear": {"drawdown": 2.0}})
+    rew = AdaptiveReward(scale=1.0, regime_weights={"bear": {"drawdown": 2.0}})
     rew.reset(2)
     rew(outcome([0.01, -0.01], regime=[BULL, BEAR]))
     old = {k: v for k, v in rew.state_dict().items() if k in ("mean", "second", "downside")}
@@ -148,11 +151,11 @@ def test_a_checkpoint_without_multipliers_loads_neutral_and_fresh():
 )
 def test_bad_regime_settings_name_the_full_key(kw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.") + " "):
-        AdaptiveReward(**kw)
+        AdaptiveReward(**{"scale": 1.0, **kw})
 
 
 def test_bad_regime_codes_are_refused_naming_the_envs():
-    rew = AdaptiveReward(regime_weights={"bear": {"return": 2.0}})
+    rew = AdaptiveReward(scale=1.0, regime_weights={"bear": {"return": 2.0}})
     rew.reset(3)
     with pytest.raises(ValueError, match=r"out of range .* envs \[2\]"):
         rew(outcome([0.0, 0.0, 0.0], regime=[0, 1, 7]))

@@ -17,7 +17,7 @@ def test_simple_reward_is_scaled_net_log_return():
 def only(name, **kw):
     weights = {f"w_{k}": 0.0 for k in ("return", "sharpe", "sortino", "drawdown", "turnover")}
     weights[f"w_{name}"] = 1.0
-    return AdaptiveReward(**weights, **kw)
+    return AdaptiveReward(**{"scale": 1.0, **weights, **kw})
 
 
 def test_differential_sharpe_zero_at_start_then_positive_for_good_returns():
@@ -84,7 +84,7 @@ def test_turnover_penalty_proportional_to_turnover():
 def test_weights_select_and_combine_components():
     rng = np.random.default_rng(1)
     kw = dict(w_return=0.7, w_sharpe=0.2, w_sortino=0.3, w_drawdown=1.5, w_turnover=0.1, scale=3.0)
-    rew = AdaptiveReward(**kw)
+    rew = AdaptiveReward(**{"scale": 1.0, **kw})
     rew.reset(4)
     for _ in range(30):
         dd = rng.uniform(0, 0.2, 4)
@@ -104,7 +104,7 @@ def test_weights_select_and_combine_components():
 
 
 def test_reset_envs_clears_only_masked_envs_and_state_round_trips():
-    rew = AdaptiveReward()
+    rew = AdaptiveReward(scale=1.0)
     rew.reset(3)
     for x in (0.01, -0.02, 0.03):
         rew(outcome([x, x, x]))
@@ -112,7 +112,7 @@ def test_reset_envs_clears_only_masked_envs_and_state_round_trips():
     rew.reset_envs(np.array([False, True, False]))
     assert rew.mean[1] == 0 and rew.second[1] == 0 and rew.downside[1] == 0
     assert rew.mean[0] == state["mean"][0] != 0
-    other = AdaptiveReward()
+    other = AdaptiveReward(scale=1.0)
     other.load_state_dict(state)
     rew.load_state_dict(state)
     a, _ = rew(outcome([0.02, 0.02, 0.02]))
@@ -121,7 +121,7 @@ def test_reset_envs_clears_only_masked_envs_and_state_round_trips():
 
 
 def test_no_nan_for_zero_returns():
-    rew = AdaptiveReward()
+    rew = AdaptiveReward(scale=1.0)
     rew.reset(2)
     for _ in range(10):
         r, comps = rew(outcome([0.0, 0.0]))
@@ -131,4 +131,4 @@ def test_no_nan_for_zero_returns():
 
 def test_invalid_parameters_rejected():
     with pytest.raises(ValueError, match="reward.eta"):
-        AdaptiveReward(eta=0.0)
+        AdaptiveReward(scale=1.0, eta=0.0)

@@ -22,6 +22,19 @@ from adan.market.config import TradingConfig
 
 _check = check
 
+# the features of the default run: returns, momentum, volatility, oscillators, volume
+MARKET_FEATURES = (
+    "log_return",
+    "momentum_6",
+    "momentum_24",
+    "volatility_24",
+    "rsi_14",
+    "macd_hist",
+    "atr_14",
+    "bollinger",
+    "volume_z",
+)
+
 
 @dataclass
 class SplitSchema:
@@ -30,7 +43,7 @@ class SplitSchema:
     train: float = 0.7
     val: float = 0.15
     test: float = 0.15  # 0 only with data.test_path (a separate held-out period)
-    embargo: int = 0
+    embargo: int = 24  # bars dropped between splits (a day of hourly bars)
     train_end: str | None = None  # e.g. "2024-01-01": train < train_end <= val
     val_end: str | None = None
     test_end: str | None = None
@@ -109,13 +122,13 @@ class TimeframeSchema:
 class PipelineSchema:
     """What every market data option shares: features, timeframes, split, normalisation."""
 
-    features: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=lambda: list(MARKET_FEATURES))  # per asset
     split: SplitSchema = field(default_factory=SplitSchema)
-    clip: float = 10.0
-    min_split_bars: int = 32
-    timeframes: list[TimeframeSchema] = field(default_factory=list)
-    cache_dir: str | None = None
-    n_jobs: int = 1
+    clip: float = 10.0  # bound on the train-fitted z-scored features
+    min_split_bars: int = 32  # a split with fewer bars is refused
+    timeframes: list[TimeframeSchema] = field(default_factory=list)  # higher timeframes
+    cache_dir: str | None = None  # prepared features cached here, keyed by content
+    n_jobs: int = 1  # files and assets prepared in parallel threads (-1: all cores)
 
     def __post_init__(self) -> None:
         from adan.data.features import feature_kinds, is_known_feature
@@ -159,15 +172,16 @@ class FileMarketSchema(PipelineSchema):
     """OHLCV files (``data=csv|parquet|binance_sample``); see ``adan.data.sources``."""
 
     _target_: str = "adan.data.FileMarket"
+    features: list[str] = field(default_factory=lambda: [*MARKET_FEATURES, "filled"])
     path: Any = None  # a file, a glob, or a list of them
     test_path: Any = None  # a separate held-out period: the whole test split
-    format: str = "auto"
-    assets: list[str] | None = None
+    format: str = "auto"  # auto (from the file name) | csv | parquet
+    assets: list[str] | None = None  # names for the files in order; default: symbol, else file
     test_assets: list[str] | None = None
-    columns: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # {open|...|symbol: file column}
     cleaning: CleaningPolicy = field(default_factory=CleaningPolicy)
     report_path: str | None = "cleaning_report.json"
-    encoding: str = "utf8"
+    encoding: str = "utf8"  # text encoding of CSV files
     decimal: str = "auto"  # auto (sniffed) | point | comma
     calendar: str = "auto"  # auto (inferred per asset) | 24x7 | fx | equity
 
@@ -216,22 +230,22 @@ class FileMarketSchema(PipelineSchema):
 class PPOConfig:
     _target_: str = "adan.agents.PPO"
     _partial_: bool = True
-    total_timesteps: int = 1_000_000
-    n_steps: int = 128
-    n_minibatches: int = 4
-    n_epochs: int = 4
+    total_timesteps: int = 1_200_000  # per process under trainer=ddp
+    n_steps: int = 128  # rollout length per env
+    n_minibatches: int = 8
+    n_epochs: int = 4  # passes over each rollout
     learning_rate: float = 3e-4
-    anneal_lr: bool = True
+    anneal_lr: bool = True  # linear decay to 0 over total_timesteps
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     anneal_clip_range: bool = False
-    clip_range_vf: float | None = None
+    clip_range_vf: float | None = 0.2  # value clipping around the old values; null: off
     normalize_advantage: bool = True
-    ent_coef: float = 0.0
+    ent_coef: float = 0.001  # entropy bonus
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    target_kl: float | None = None
+    target_kl: float | None = None  # stop an update's epochs early past this KL; null: never
     adam_eps: float = 1e-5
     seed: int = 0
 
@@ -273,10 +287,10 @@ class TradingSchema(TradingConfig):
 class TradingEnvSchema:
     _target_: str = "adan.envs.VecTradingEnv"
     _partial_: bool = True
-    num_envs: int = 64
-    window: int = 64
-    episode_length: int = 256
-    autoreset_mode: str = "NextStep"
+    num_envs: int = 64  # environments stepped as one batch
+    window: int = 32  # bars of history in each observation
+    episode_length: int = 256  # bars per episode
+    autoreset_mode: str = "NextStep"  # gymnasium's: NextStep | SameStep
     bars_per_year: float | None = None  # None: the data's (bar interval and calendar)
     validate_every_step: bool = False  # check every observation (adan.envs.validation)
 
@@ -330,14 +344,14 @@ class SimpleRewardSchema:
 @dataclass
 class AdaptiveRewardSchema:
     _target_: str = "adan.rewards.AdaptiveReward"
-    w_return: float = 1.0
-    w_sharpe: float = 1e-3
-    w_sortino: float = 1e-3
-    w_drawdown: float = 1.0
-    w_turnover: float = 1e-4
-    eta: float = 0.01
+    w_return: float = 1.0  # net log return
+    w_sharpe: float = 1e-3  # differential Sharpe ratio (Moody & Saffell), O(1) per step
+    w_sortino: float = 1e-3  # differential downside deviation ratio
+    w_drawdown: float = 1.0  # minus the increase in drawdown
+    w_turnover: float = 1e-4  # minus turnover (costs are already in the return)
+    eta: float = 0.01  # EMA rate of the online moments
     scale: float = 100.0
-    clip: float = 10.0
+    clip: float = 10.0  # bound on the ratio terms
     # {regime name: {component name: multiplier}}, missing = 1.0; empty or null: none. A dict
     # of Any, checked in __post_init__: OmegaConf 2.3 refuses ints in a dict[str, dict[str,
     # float]] and cannot merge a command-line dict into a None default.
@@ -366,17 +380,17 @@ class AdaptiveRewardSchema:
 class CNNSchema:
     _target_: str = "adan.models.CustomCNN"
     _partial_: bool = True
-    channels: list[int] = field(default_factory=lambda: [32, 64])
+    channels: list[int] = field(default_factory=lambda: [16, 32])
     kernel_sizes: list[int] = field(default_factory=lambda: [5, 3])
     strides: list[int] | None = None
-    width_multiplier: float = 1.0
-    pooling: str = "avg"
+    width_multiplier: float = 1.0  # scales every channel count
+    pooling: str = "avg"  # over time: avg | max | avgmax
     dropout: float = 0.0
-    portfolio_hidden: int = 32
-    features_dim: int = 128
+    portfolio_hidden: int = 32  # width of the portfolio vector's layer
+    features_dim: int = 64  # output width, fed to the actor and critic heads
     activation_fn: str = "relu"
     norm: bool = True
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in backward (less memory)
 
     def __post_init__(self) -> None:
         k = "model.extractor."
@@ -437,9 +451,9 @@ class ActorCriticSchema:
     pi_hidden: list[int] = field(default_factory=lambda: [64])
     vf_hidden: list[int] = field(default_factory=lambda: [64])
     activation_fn: str = "tanh"
-    log_std_init: float = -0.5
+    log_std_init: float = -0.5  # initial log std of the Gaussian policy (continuous actions)
     ortho_init: bool = True
-    compile: bool = False
+    compile: bool = False  # torch.compile the network (not the LightningModule)
 
     def __post_init__(self) -> None:
         _check(self.extractor is not None, "model.extractor", "must be set", self.extractor)
@@ -453,6 +467,9 @@ class CNNModelSchema(ActorCriticSchema):
 @dataclass
 class MLPModelSchema(ActorCriticSchema):
     extractor: MLPSchema = field(default_factory=MLPSchema)
+    share_extractor: bool = False  # separate networks for actor and critic
+    pi_hidden: list[int] = field(default_factory=list)
+    vf_hidden: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -52,10 +52,10 @@ class TradingEnv(gym.Env):
         data: MarketData,
         trading: TradingConfig,
         reward: RewardFunction,
-        window: int = 64,
-        episode_length: int = 512,
+        window: int = 32,
+        episode_length: int = 256,
         seed: int | None = None,
-        bars_per_year: float = 8760,
+        bars_per_year: float | None = None,
         validate_every_step: bool = False,
     ) -> None:
         self.simulator = MarketSimulator(

@@ -52,11 +52,11 @@ class VecTradingEnv(VectorEnv):
         trading: TradingConfig,
         reward: RewardFunction,
         num_envs: int = 64,
-        window: int = 64,
-        episode_length: int = 512,
+        window: int = 32,
+        episode_length: int = 256,
         seed: int | None = None,
         autoreset_mode: str | AutoresetMode = "NextStep",
-        bars_per_year: float = 8760,
+        bars_per_year: float | None = None,
         validate_every_step: bool = False,
     ) -> None:
         self.autoreset_mode = AutoresetMode(autoreset_mode)

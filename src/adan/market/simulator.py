@@ -103,12 +103,14 @@ class MarketSimulator:
         self,
         data: MarketData,
         num_envs: int,
-        window: int = 64,
-        episode_length: int = 512,
+        window: int = 32,
+        episode_length: int = 256,
         trading: TradingConfig | None = None,
         seed: SeedLike = None,
-        bars_per_year: float = 24 * 365,
+        bars_per_year: float | None = None,
     ) -> None:
+        if bars_per_year is None:  # the data's own; hourly 24x7 bars when it does not say
+            bars_per_year = float(data.meta.get("bars_per_year", 24 * 365))
         for name, value in (
             ("num_envs", num_envs),
             ("window", window),

@@ -54,7 +54,7 @@ class AdaptiveReward(RewardFunction):
         w_drawdown: float = 1.0,
         w_turnover: float = 1e-4,
         eta: float = 0.01,
-        scale: float = 1.0,
+        scale: float = 100.0,
         eps: float = 1e-12,
         clip: float = 10.0,
         regime_weights: Mapping[str, Mapping[str, float]] | None = None,

@@ -14,7 +14,7 @@ class SimpleReward(RewardFunction):
     account: maximising it is maximising final wealth.
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 100.0) -> None:
         self.scale = float(scale)
 
     def __call__(self, outcome: StepOutcome) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -16,24 +16,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from adan.data.cleaning import CleaningPolicy
+from adan.data.features import DEFAULT_FEATURES
 from adan.data.report import DataError
 from adan.errors import ConfigError, check
 from adan.market.config import TradingConfig
 
 _check = check
 
-# the features of the default run: returns, momentum, volatility, oscillators, volume
-MARKET_FEATURES = (
-    "log_return",
-    "momentum_6",
-    "momentum_24",
-    "volatility_24",
-    "rsi_14",
-    "macd_hist",
-    "atr_14",
-    "bollinger",
-    "volume_z",
-)
+MARKET_FEATURES = DEFAULT_FEATURES  # the features of the default run
 
 
 @dataclass

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from adan import agents, data, envs, models, rewards
 from adan.config import register_configs
 from adan.config import schema as S
+from adan.config.reference import field_default
 from adan.envs.trading_env import TradingEnv
 from adan.market.simulator import MarketSimulator
 
@@ -71,14 +72,6 @@ CONSTRUCTORS = [
 ]
 
 
-def _default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return dataclasses.MISSING
-
-
 def _plain(value: Any) -> Any:
     """Dataclasses, tuples and nested containers as plain dicts and lists."""
     if dataclasses.is_dataclass(value):
@@ -94,7 +87,7 @@ def _differences(node: dict, kind: type, prefix: str = "") -> set[str]:
     """Keys of ``node`` (a composed option, unresolved) whose value is not ``kind``'s default."""
     found = set()
     for f in dataclasses.fields(kind):
-        default = _default(f)
+        default = field_default(f)
         value = node.get(f.name, dataclasses.MISSING)
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
             found |= _differences(value, type(default), f"{prefix}{f.name}.")
@@ -134,7 +127,7 @@ def test_yaml_option_sets_only_what_it_means_to(group, name):
     ("schema", "ctor"), CONSTRUCTORS, ids=[f"{c.__name__}" for _, c in CONSTRUCTORS]
 )
 def test_constructor_defaults_are_the_dataclass_defaults(schema, ctor):
-    defaults = {f.name: _default(f) for f in dataclasses.fields(schema)}
+    defaults = {f.name: field_default(f) for f in dataclasses.fields(schema)}
     checked = 0
     for name, param in inspect.signature(ctor).parameters.items():
         if name not in defaults or param.default is inspect.Parameter.empty:
@@ -156,7 +149,7 @@ def test_same_meaning_entries_are_still_needed():
         schema = getattr(S, schema_name)
         field = next(f for f in dataclasses.fields(schema) if f.name == key)
         param = inspect.signature(ctor_of[schema_name]).parameters[key]
-        assert _plain(param.default) != _plain(_default(field)), (schema_name, key)
+        assert _plain(param.default) != _plain(field_default(field)), (schema_name, key)
 
 
 def test_the_comparison_sees_a_disagreement():

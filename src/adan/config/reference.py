@@ -71,7 +71,8 @@ def describe(kind: type, name: str) -> str:
     return ""
 
 
-def _default(f: dataclasses.Field) -> Any:
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (its factory called), or ``dataclasses.MISSING``."""
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
@@ -96,7 +97,7 @@ def rows(kind: type, prefix: str) -> list[tuple[str, str, str, str]]:
     for f in dataclasses.fields(kind):
         if f.name.startswith("_"):
             continue
-        default = _default(f)
+        default = field_default(f)
         key = prefix + f.name
         if dataclasses.is_dataclass(default):
             out += rows(type(default), key + ".")

@@ -55,15 +55,19 @@ PRICES = ("open", "high", "low", "close")
 class CleaningPolicy:
     """How defects are handled; see the module docstring for each rule."""
 
-    mode: str = "repair"  # repair | strict
+    mode: str = "repair"  # repair: fix and report | strict: refuse the first defect
     max_fill_bars: int = 24  # longer gaps split the history (the longest segment is kept)
-    stale_bars: int = 3  # 0 disables the rule
+    # runs of this many or more flat zero-volume bars at the last close (outages); 0: off
+    stale_bars: int = 3
     level_shift_factor: float = 3.0  # a lasting jump by this factor splits the history; 0: off
-    outlier_z: float = 25.0  # 0 disables the rule
-    outlier_neighbours: int = 2
+    outlier_z: float = 25.0  # robust z-score against the neighbours that marks an outlier; 0: off
+    outlier_neighbours: int = 2  # bars on each side whose median close an outlier is judged by
+    # bars per block of the local price scale (outliers), and bars either side a level shift
+    # must last
     outlier_window: int = 24
-    dayfirst: bool = False
-    timezone: str = "UTC"
+    dayfirst: bool = False  # read ambiguous text dates day first (31/01/2024)
+    timezone: str = "UTC"  # zone of naive timestamps (e.g. Europe/Paris); converted to UTC
+    # strftime format of the timestamps, e.g. "%Y-%m-%d %H:%M"; null: ISO 8601, else inferred
     timestamp_format: str | None = None
     bar: str | None = None  # bar length ("1h"); None infers it (median spacing)
     keep_duplicate: str = "first"  # first | last row of a repeated timestamp, in file order

@@ -96,21 +96,26 @@ class BehaviourConfig:
     Bounds clip every target (table values outside them included).
     """
 
+    # Dynamic Behaviour Engine: regime and record -> size, stop, target, exposure; false:
+    # every parameter stays 1.0
     enabled: bool = False
     smoothing: float = 0.1  # EMA rate toward the raw target per bar, (0, 1]
+    # per regime (bull, bear, sideways, volatile): the size / stop / target multipliers and
+    # the exposure cap it aims for
     regimes: dict[str, RegimeParams] = field(default_factory=_default_regimes)
     drawdown_ref: float = 0.2  # size reaches size_min at this drawdown
     win_rate_ref: float = 0.5  # size scaled down while the recent win rate is below it
     vol_ref: float = 0.8  # annualised; size x min(1, vol_ref / realised vol)
     perf_rate: float = 0.02  # EMA rate of the win rate and volatility estimates, (0, 1]
-    size_min: float = 0.1
-    size_max: float = 1.5
-    stop_min: float = 0.5
-    stop_max: float = 2.0
-    target_min: float = 0.5
-    target_max: float = 3.0
+    size_min: float = 0.1  # lower bound of the position-size multiplier
+    size_max: float = 1.5  # upper bound of the position-size multiplier
+    stop_min: float = 0.5  # lower bound of the stop-loss distance multiplier
+    stop_max: float = 2.0  # upper bound of the stop-loss distance multiplier
+    target_min: float = 0.5  # lower bound of the take-profit distance multiplier
+    target_max: float = 3.0  # upper bound of the take-profit distance multiplier
+    # lower bound of the exposure cap: gross exposure <= min(exposure, 1) x max_leverage
     exposure_min: float = 0.1
-    exposure_max: float = 2.0
+    exposure_max: float = 2.0  # upper bound of the exposure cap (values above 1 act as 1)
 
     def __post_init__(self) -> None:
         check(isinstance(self.enabled, bool), _KEY + "enabled", "must be a bool", self.enabled)

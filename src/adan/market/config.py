@@ -67,14 +67,16 @@ class TradingConfig:
     ``ruin_threshold * initial_cash``.
     """
 
-    fee_bps: float = 5.0
+    fee_bps: float = 5.0  # taker fee, bps of traded notional (market orders and stop exits)
+    # half the bid/ask spread, bps, paid by market orders and stop exits (the floor of an
+    # estimated spread)
     half_spread_bps: float = 2.0
-    slippage_bps: float = 1.0
-    max_leverage: float = 1.0
-    allow_short: bool = True
-    action_mode: str = "continuous"
-    initial_cash: float = 10_000.0
-    ruin_threshold: float = 0.5
+    slippage_bps: float = 1.0  # fixed slippage, bps, on market orders and stop exits
+    max_leverage: float = 1.0  # gross exposure cap, x equity; a full action is max_leverage
+    allow_short: bool = True  # false: long-only (negative actions clipped to flat)
+    action_mode: str = "continuous"  # continuous: [-1, 1] per asset | discrete: {short, flat, long}
+    initial_cash: float = 10_000.0  # equity at each episode start, in quote currency
+    ruin_threshold: float = 0.5  # episode terminates when equity < this x initial_cash, [0, 1)
     name: str = "default"  # the profile's name in logs (trading/<name>/...)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)

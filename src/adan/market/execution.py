@@ -37,15 +37,21 @@ class ExecutionConfig:
     """How orders reach the market (``trading.execution``); the defaults are the foundation's
     instant, unlimited market-on-open fills."""
 
-    order_type: str = "market"  # market: taker at the next open | limit: maker at the last close
-    maker_fee_bps: float = 2.0
-    spread: str = "fixed"  # fixed: trading.half_spread_bps | estimated: from bar ranges
+    # market: taker at the next open | limit: maker, rests at the decision close
+    order_type: str = "market"
+    maker_fee_bps: float = 2.0  # fee of limit (maker) fills, bps of traded notional
+    # fixed: trading.half_spread_bps | estimated: Abdi-Ranaldo, from the bar ranges up to the
+    # decision (never below the fixed value)
+    spread: str = "fixed"
     spread_window: int = 48  # bars averaged by the spread estimator
-    impact_coef: float = 0.0  # square-root-law coefficient; 0 = no market impact
+    # square-root impact: coef x sigma x sqrt(order / mean bar volume) of the notional; 0: none
+    impact_coef: float = 0.0
     impact_window: int = 24  # bars of volatility and volume behind the impact estimate
-    participation: float | None = None  # max fraction of a bar's volume filled; None = unlimited
+    # max fraction of a bar's volume per fill, (0, 1]; null: unlimited
+    participation: float | None = None
     ttl: int = 3  # bars an unfilled remainder keeps working
-    rebalance_band: float = 0.0  # a working order is replaced only when the target moves more
+    # a working order is replaced only when the target weight moves more than this; 0: always
+    rebalance_band: float = 0.0
 
     def __post_init__(self) -> None:
         k = "trading.execution."

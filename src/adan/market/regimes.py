@@ -61,7 +61,8 @@ class RegimeConfig:
     """How regimes are detected (schema of ``trading.regime``). Defaults: tuned on the
     default synthetic market, seeds 0-4 (experiments/regime_accuracy.py; results there)."""
 
-    method: str = "rules"  # rules | hmm
+    # rules: causal rules on volatility and trend strength | hmm: a forward-filtered HMM
+    method: str = "rules"
     observe: bool = False  # add the regime (one-hot) to the observation (read by the simulator)
     vol_span: int = 24  # EWM span (bars) of the realised volatility
     vol_ref_span: int = 10000  # EWM span (bars) of the long-run volatility level

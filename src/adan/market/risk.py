@@ -107,8 +107,8 @@ def default_tiers(scale: float = 100.0) -> list[TierConfig]:
 class HedgeConfig:
     """Hedge the book's net beta with ``asset`` (None = off), betas over ``window`` bars."""
 
-    asset: str | None = None
-    window: int = 168
+    asset: str | None = None  # trade this asset to cancel the book's net beta; null: no hedge
+    window: int = 168  # bars of log returns behind each rolling beta (>= 2)
 
     def __post_init__(self) -> None:
         key = f"{_KEY}.hedge"
@@ -137,12 +137,19 @@ class RiskConfig:
     - ``hedge``: overwrite the hedge asset's weight to cancel the book's rolling beta.
     """
 
-    max_position: float | None = None
-    max_gross: float | None = None
-    max_net: float | None = None
+    max_position: float | None = None  # max |w| per asset, x equity; null: no limit
+    max_gross: float | None = None  # max sum |w|, x equity; null: no limit
+    max_net: float | None = None  # max |sum w|, x equity; null: no limit
+    # max |w_a| / sum |w|, (0, 1], applied only with more than one asset; null: no limit
     max_concentration: float | None = None
+    # loss, as a fraction of the (UTC) day's opening equity, that flattens the book for the
+    # rest of the day, (0, 1); null: no limit
     daily_loss: float | None = None
+    # kill switch: drawdown from the episode peak that flattens the book for the rest of the
+    # episode, (0, 1); null: off
     max_drawdown: float | None = None
+    # capital tiers by equity (see default_tiers and trading/profile/*.yaml); the current
+    # tier's max_position / max_gross apply too (the tighter wins); null: none
     tiers: list[TierConfig] | None = None
     hedge: HedgeConfig = field(default_factory=HedgeConfig)
 

@@ -37,15 +37,15 @@ SIZING_MODES = ("fixed", "vol_target", "risk_per_trade", "kelly")
 class SizingConfig:
     """How much equity an action is worth (``trading.sizing``)."""
 
-    mode: str = "fixed"
+    mode: str = "fixed"  # fixed | vol_target | risk_per_trade | kelly (see adan.market.sizing)
     fraction: float = 1.0  # fixed: weight per unit of action; kelly: during its warm-up
     target_vol: float = 0.5  # vol_target: annualised volatility of a full-action position
-    vol_window: int = 48
+    vol_window: int = 48  # vol_target: bars of realised volatility (>= 2; one for all profiles)
     risk_per_trade: float = 0.01  # risk_per_trade: equity lost if the stop is hit
-    kelly_scale: float = 0.5  # half Kelly
-    kelly_cap: float = 0.5
-    kelly_rate: float = 0.02
-    kelly_min_bars: int = 50
+    kelly_scale: float = 0.5  # kelly: multiplier of the Kelly fraction (0.5: half Kelly)
+    kelly_cap: float = 0.5  # kelly: the scaled fraction is clipped to [0, kelly_cap], x equity
+    kelly_rate: float = 0.02  # kelly: EMA rate of the signal's mean and variance, (0, 1]
+    kelly_min_bars: int = 50  # kelly: bars of an episode sized by `fraction` (warm-up)
 
     def __post_init__(self) -> None:
         k = "trading.sizing."

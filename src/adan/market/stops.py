@@ -32,10 +32,10 @@ class StopsConfig:
     ``stop_loss`` / ``take_profit``: distance of the stop / target, None = no such level.
     """
 
-    mode: str = "none"
-    stop_loss: float | None = 0.05
-    take_profit: float | None = None
-    atr_window: int = 14
+    mode: str = "none"  # none | pct: fractions of the entry price | atr: multiples of the ATR
+    stop_loss: float | None = 0.05  # stop distance (pct: < 1, atr: ATR multiples); null: no stop
+    take_profit: float | None = None  # target distance, units of stop_loss; null: no target
+    atr_window: int = 14  # bars of the Wilder ATR (atr mode)
 
     def __post_init__(self) -> None:
         check(self.mode in MODES, f"{_KEY}.mode", f"must be one of {MODES}", self.mode)

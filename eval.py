@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
-from adan.config import register_configs  # noqa: E402
 from adan.ops.run_dir import register_resolver  # noqa: E402
+from adan.tasks.registry import register_configs  # noqa: E402
 
 register_configs()
 register_resolver()

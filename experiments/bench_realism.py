@@ -62,7 +62,7 @@ def trading(profile: str):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from adan.config import register_configs
+    from adan.tasks.registry import register_configs
 
     register_configs()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):

@@ -8,8 +8,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
-from adan.config import ConfigError, register_configs, validate_config
 from adan.data import DataError
+from adan.errors import ConfigError
+from adan.tasks.registry import register_configs, validate_config
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 register_configs()

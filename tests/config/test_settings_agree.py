@@ -18,11 +18,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from adan import agents, data, envs, models, rewards
-from adan.config import register_configs
-from adan.config import schema as S
-from adan.config.reference import field_default
+from adan.agents.schema import PPOConfig
+from adan.data.schema import FileMarketSchema, MarketPipelineSchema
+from adan.envs.schema import GymEnvSchema, TradingEnvSchema
 from adan.envs.trading_env import TradingEnv
 from adan.market.simulator import MarketSimulator
+from adan.models.schema import ActorCriticSchema, CNNSchema, MLPSchema
+from adan.rewards.schema import AdaptiveRewardSchema, SimpleRewardSchema
+from adan.tasks.reference import field_default
+from adan.tasks.registry import SCHEMAS, register_configs
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 register_configs()
@@ -57,18 +61,18 @@ SAME_MEANING = {
 }
 
 CONSTRUCTORS = [
-    (S.PPOConfig, agents.PPO),
-    (S.TradingEnvSchema, envs.VecTradingEnv),
-    (S.TradingEnvSchema, TradingEnv),
-    (S.TradingEnvSchema, MarketSimulator),
-    (S.GymEnvSchema, envs.make_gym_vec_env),
-    (S.SimpleRewardSchema, rewards.SimpleReward),
-    (S.AdaptiveRewardSchema, rewards.AdaptiveReward),
-    (S.CNNSchema, models.CustomCNN),
-    (S.MLPSchema, models.MLPExtractor),
-    (S.ActorCriticSchema, models.ActorCritic),
-    (S.MarketPipelineSchema, data.MarketPipeline),
-    (S.FileMarketSchema, data.FileMarket),
+    (PPOConfig, agents.PPO),
+    (TradingEnvSchema, envs.VecTradingEnv),
+    (TradingEnvSchema, TradingEnv),
+    (TradingEnvSchema, MarketSimulator),
+    (GymEnvSchema, envs.make_gym_vec_env),
+    (SimpleRewardSchema, rewards.SimpleReward),
+    (AdaptiveRewardSchema, rewards.AdaptiveReward),
+    (CNNSchema, models.CustomCNN),
+    (MLPSchema, models.MLPExtractor),
+    (ActorCriticSchema, models.ActorCritic),
+    (MarketPipelineSchema, data.MarketPipeline),
+    (FileMarketSchema, data.FileMarket),
 ]
 
 
@@ -110,12 +114,12 @@ def _option(group: str, name: str) -> dict:
     return node
 
 
-OPTIONS = [(g, n) for g, options in S.SCHEMAS.items() for n in options]
+OPTIONS = [(g, n) for g, options in SCHEMAS.items() for n in options]
 
 
 @pytest.mark.parametrize(("group", "name"), OPTIONS, ids=[f"{g}={n}" for g, n in OPTIONS])
 def test_yaml_option_sets_only_what_it_means_to(group, name):
-    kind = S.SCHEMAS[group][name]
+    kind = SCHEMAS[group][name]
     differs = _differences(_option(group, name), kind)
     assert differs == ON_PURPOSE.get((group, name), set()), (
         f"conf/{group}/{name}.yaml disagrees with {kind.__name__} on {sorted(differs)}: move the "
@@ -146,7 +150,7 @@ def test_same_meaning_entries_are_still_needed():
     """An allow-list entry whose defaults now agree is dead: remove it."""
     ctor_of = {s.__name__: c for s, c in CONSTRUCTORS}
     for schema_name, key in SAME_MEANING:
-        schema = getattr(S, schema_name)
+        schema = {s.__name__: s for s, _ in CONSTRUCTORS}[schema_name]
         field = next(f for f in dataclasses.fields(schema) if f.name == key)
         param = inspect.signature(ctor_of[schema_name]).parameters[key]
         assert _plain(param.default) != _plain(field_default(field)), (schema_name, key)
@@ -157,4 +161,4 @@ def test_the_comparison_sees_a_disagreement():
     node = _option("agent", "ppo")
     node["n_minibatches"] = 3
     node["seed"] = 0
-    assert _differences(node, S.PPOConfig) == {"n_minibatches"}
+    assert _differences(node, PPOConfig) == {"n_minibatches"}

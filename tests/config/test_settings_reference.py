@@ -1,12 +1,12 @@
 """docs/settings.md is what the schema dataclasses say today, and names every key."""
 
-from adan.config import reference
-from adan.config.schema import SCHEMAS
+from adan.tasks import reference
+from adan.tasks.registry import SCHEMAS
 
 
 def test_settings_page_is_current():
     assert reference.DOC.read_text(encoding="utf8") == reference.render(), (
-        "docs/settings.md is stale: run `python -m adan.config.reference`"
+        "docs/settings.md is stale: run `python -m adan.tasks.reference`"
     )
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from adan.config import ConfigError, register_configs, validate_config
+from adan.errors import ConfigError
+from adan.tasks.registry import register_configs, validate_config
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 register_configs()

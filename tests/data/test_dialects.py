@@ -179,7 +179,8 @@ def test_config_refuses_bad_decimal_calendar_and_level_shift_keys():
 
     from hydra import compose, initialize_config_dir
 
-    from adan.config import ConfigError, register_configs, validate_config
+    from adan.errors import ConfigError
+    from adan.tasks.registry import register_configs, validate_config
 
     register_configs()
     conf = str(Path(__file__).resolve().parents[2] / "conf")

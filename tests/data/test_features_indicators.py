@@ -7,7 +7,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from adan.config.schema import ConfigError, MarketPipelineSchema
 from adan.data import FEATURES, Bars, SyntheticMarket, compute_features
 from adan.data.features import (
     DEFAULT_FEATURES,
@@ -17,6 +16,8 @@ from adan.data.features import (
     resolve_feature,
     select_assets,
 )
+from adan.data.schema import MarketPipelineSchema
+from adan.errors import ConfigError
 
 T, A = 260, 3
 NAN = float("nan")

@@ -7,8 +7,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from adan.config import register_configs
 from adan.market import TradingConfig
+from adan.tasks.registry import register_configs
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 

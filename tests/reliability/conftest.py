@@ -63,8 +63,8 @@ def compose_train(out_dir: Path, *overrides: str):
     seconds of a fresh interpreter)."""
     from hydra import compose, initialize_config_dir
 
-    from adan.config import register_configs
     from adan.ops.run_dir import register_resolver
+    from adan.tasks.registry import register_configs
 
     register_configs()
     register_resolver()

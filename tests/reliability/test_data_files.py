@@ -262,7 +262,7 @@ def test_a_european_fx_file_through_the_run_config(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from adan.config import register_configs, validate_config
+    from adan.tasks.registry import register_configs, validate_config
 
     df = walk(fx_stamps(weeks=8), price=1.0850)
     lines = [";".join(HEADER)]

@@ -8,11 +8,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from adan.config import register_configs, validate_config
 from adan.data.regimes import BEAR, BULL, VOLATILE
 from adan.errors import ConfigError
 from adan.rewards import AdaptiveReward, StepOutcome
 from adan.rewards.adaptive import COMPONENTS
+from adan.tasks.registry import register_configs, validate_config
 from tests.rewards.outcomes import outcome
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")

@@ -25,6 +25,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from adan.agents.rollout import RolloutBuffer, compute_gae, minibatches, obs_to_tensor, take
+from adan.agents.schema import PPOConfig
 from adan.checkpoint_format import STATE_KEY
 from adan.envs.state import capture_env_state, restore_env_state
 from adan.errors import CheckpointError, ConfigError, DivergenceError
@@ -58,24 +59,24 @@ class PPO(pl.LightningModule):
         env: gym.vector.VectorEnv,
         policy: PolicyFactory,
         evaluator: Evaluator | None = None,
-        total_timesteps: int = 1_200_000,
-        n_steps: int = 128,
-        n_minibatches: int = 8,
-        n_epochs: int = 4,
-        learning_rate: float = 3e-4,
-        anneal_lr: bool = True,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        clip_range: float = 0.2,
-        anneal_clip_range: bool = False,
-        clip_range_vf: float | None = 0.2,
-        normalize_advantage: bool = True,
-        ent_coef: float = 0.001,
-        vf_coef: float = 0.5,
-        max_grad_norm: float = 0.5,
-        target_kl: float | None = None,
-        adam_eps: float = 1e-5,
-        seed: int = 0,
+        total_timesteps: int = PPOConfig.total_timesteps,
+        n_steps: int = PPOConfig.n_steps,
+        n_minibatches: int = PPOConfig.n_minibatches,
+        n_epochs: int = PPOConfig.n_epochs,
+        learning_rate: float = PPOConfig.learning_rate,
+        anneal_lr: bool = PPOConfig.anneal_lr,
+        gamma: float = PPOConfig.gamma,
+        gae_lambda: float = PPOConfig.gae_lambda,
+        clip_range: float = PPOConfig.clip_range,
+        anneal_clip_range: bool = PPOConfig.anneal_clip_range,
+        clip_range_vf: float | None = PPOConfig.clip_range_vf,
+        normalize_advantage: bool = PPOConfig.normalize_advantage,
+        ent_coef: float = PPOConfig.ent_coef,
+        vf_coef: float = PPOConfig.vf_coef,
+        max_grad_norm: float = PPOConfig.max_grad_norm,
+        target_kl: float | None = PPOConfig.target_kl,
+        adam_eps: float = PPOConfig.adam_eps,
+        seed: int = PPOConfig.seed,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["env", "policy", "evaluator"])

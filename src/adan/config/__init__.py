@@ -1,5 +1,3 @@
-"""Typed config schemas: registered with Hydra's ConfigStore and checked before any work starts."""
-
-from adan.config.schema import ConfigError, register_configs, validate_config
-
-__all__ = ["ConfigError", "register_configs", "validate_config"]
+"""Rules about settings that hold whatever the components: which keys define an experiment and
+may not change on resume (``adan.config.resume``). The typed settings themselves live beside
+their components (``adan.<package>.schema``), gathered by ``adan.tasks.registry``."""

@@ -26,6 +26,7 @@ from adan.data.bars import Bars, MarketData
 from adan.data.cache import FeatureCache, content_key
 from adan.data.calendar import clock_meta
 from adan.data.features import FEATURE_CODE_VERSION, compute_features, require_finite
+from adan.data.schema import MarketPipelineSchema
 from adan.data.splits import (
     FeatureScaler,
     split_by_date,
@@ -151,12 +152,12 @@ class MarketPipeline:
         source: BarSource | Bars,
         features: Sequence[str],
         split: Mapping[str, Any] | None = None,
-        clip: float = 10.0,
-        min_split_bars: int = 32,
+        clip: float = MarketPipelineSchema.clip,
+        min_split_bars: int = MarketPipelineSchema.min_split_bars,
         timeframes: Sequence[Mapping[str, Any]] | None = None,
         test_source: BarSource | Bars | None = None,
-        cache_dir: str | None = None,
-        n_jobs: int = 1,
+        cache_dir: str | None = MarketPipelineSchema.cache_dir,
+        n_jobs: int = MarketPipelineSchema.n_jobs,
     ) -> None:
         split = {} if split is None else {str(k): split[k] for k in split}
         unknown = sorted(set(split) - set(_SPLIT_KEYS))

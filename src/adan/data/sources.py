@@ -37,6 +37,7 @@ from adan.data.dialect import decimal_mark
 from adan.data.loading import expand_paths, read_table
 from adan.data.pipeline import MarketPipeline
 from adan.data.report import CleaningReport, DataError
+from adan.data.schema import FileMarketSchema
 
 log = logging.getLogger(__name__)
 # Part of the feature-cache key of file sources: bump it when loading, cleaning or alignment
@@ -460,17 +461,17 @@ class FileMarket(MarketPipeline):
     def __init__(
         self,
         path: str | Sequence[str],
-        test_path: str | Sequence[str] | None = None,
-        format: str = "auto",
-        assets: Sequence[str] | None = None,
-        test_assets: Sequence[str] | None = None,
+        test_path: str | Sequence[str] | None = FileMarketSchema.test_path,
+        format: str = FileMarketSchema.format,
+        assets: Sequence[str] | None = FileMarketSchema.assets,
+        test_assets: Sequence[str] | None = FileMarketSchema.test_assets,
         columns: Mapping[str, str] | None = None,
         cleaning: Mapping[str, Any] | None = None,
-        report_path: str | None = "cleaning_report.json",
-        n_jobs: int = 1,
-        encoding: str = "utf8",
-        decimal: str = "auto",
-        calendar: str = "auto",
+        report_path: str | None = FileMarketSchema.report_path,
+        n_jobs: int = FileMarketSchema.n_jobs,
+        encoding: str = FileMarketSchema.encoding,
+        decimal: str = FileMarketSchema.decimal,
+        calendar: str = FileMarketSchema.calendar,
         **pipeline: Any,
     ) -> None:
         common = dict(

@@ -6,15 +6,16 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from adan.envs.schema import GymEnvSchema
 from adan.envs.validation import ValidatedVectorEnv
 
 
 def make_gym_vec_env(
-    env_id: str = "CartPole-v1",
-    num_envs: int = 8,
-    episode_length: int | None = None,
-    autoreset_mode: str = "NextStep",
-    validate_every_step: bool = False,
+    env_id: str = GymEnvSchema.env_id,
+    num_envs: int = GymEnvSchema.num_envs,
+    episode_length: int | None = GymEnvSchema.episode_length,
+    autoreset_mode: str = GymEnvSchema.autoreset_mode,
+    validate_every_step: bool = GymEnvSchema.validate_every_step,
 ) -> gym.vector.VectorEnv:
     """``gymnasium.make_vec`` (synchronous) with episode statistics recorded in ``info``;
     ``episode_length`` replaces the task's time limit; ``validate_every_step`` checks every

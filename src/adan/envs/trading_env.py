@@ -9,6 +9,7 @@ import numpy as np
 
 from adan.data.bars import MarketData
 from adan.envs.rewarded import RewardedMarket
+from adan.envs.schema import TradingEnvSchema
 from adan.envs.spaces import action_space, observation_space
 from adan.envs.validation import ObservationValidator
 from adan.market.config import TradingConfig
@@ -52,11 +53,11 @@ class TradingEnv(gym.Env):
         data: MarketData,
         trading: TradingConfig,
         reward: RewardFunction,
-        window: int = 32,
-        episode_length: int = 256,
+        window: int = TradingEnvSchema.window,
+        episode_length: int = TradingEnvSchema.episode_length,
         seed: int | None = None,
-        bars_per_year: float | None = None,
-        validate_every_step: bool = False,
+        bars_per_year: float | None = TradingEnvSchema.bars_per_year,
+        validate_every_step: bool = TradingEnvSchema.validate_every_step,
     ) -> None:
         self.simulator = MarketSimulator(
             data, 1, window, episode_length, trading, seed, bars_per_year

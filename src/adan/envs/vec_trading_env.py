@@ -10,6 +10,7 @@ from gymnasium.vector.utils import batch_space
 
 from adan.data.bars import MarketData
 from adan.envs.rewarded import RewardedMarket
+from adan.envs.schema import TradingEnvSchema
 from adan.envs.spaces import action_space, observation_space
 from adan.envs.validation import ObservationValidator
 from adan.market.config import TradingConfig
@@ -51,13 +52,13 @@ class VecTradingEnv(VectorEnv):
         data: MarketData,
         trading: TradingConfig,
         reward: RewardFunction,
-        num_envs: int = 64,
-        window: int = 32,
-        episode_length: int = 256,
+        num_envs: int = TradingEnvSchema.num_envs,
+        window: int = TradingEnvSchema.window,
+        episode_length: int = TradingEnvSchema.episode_length,
         seed: int | None = None,
-        autoreset_mode: str | AutoresetMode = "NextStep",
-        bars_per_year: float | None = None,
-        validate_every_step: bool = False,
+        autoreset_mode: str | AutoresetMode = TradingEnvSchema.autoreset_mode,
+        bars_per_year: float | None = TradingEnvSchema.bars_per_year,
+        validate_every_step: bool = TradingEnvSchema.validate_every_step,
     ) -> None:
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}

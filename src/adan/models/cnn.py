@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from adan.models.mlp import activation
+from adan.models.schema import CNNSchema
 
 
 def _module_key(obs_key: str) -> str:
@@ -47,15 +48,15 @@ class CustomCNN(nn.Module):
         observation_space: gym.spaces.Dict,
         channels: Sequence[int] = (16, 32),
         kernel_sizes: Sequence[int] = (5, 3),
-        strides: Sequence[int] | None = None,
-        width_multiplier: float = 1.0,
-        pooling: str = "avg",
-        dropout: float = 0.0,
-        portfolio_hidden: int = 32,
-        features_dim: int = 64,
-        activation_fn: str = "relu",
-        norm: bool = True,
-        gradient_checkpointing: bool = False,
+        strides: Sequence[int] | None = CNNSchema.strides,
+        width_multiplier: float = CNNSchema.width_multiplier,
+        pooling: str = CNNSchema.pooling,
+        dropout: float = CNNSchema.dropout,
+        portfolio_hidden: int = CNNSchema.portfolio_hidden,
+        features_dim: int = CNNSchema.features_dim,
+        activation_fn: str = CNNSchema.activation_fn,
+        norm: bool = CNNSchema.norm,
+        gradient_checkpointing: bool = CNNSchema.gradient_checkpointing,
     ) -> None:
         super().__init__()
         if (

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from adan.models.schema import MLPSchema
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
 
 
@@ -40,8 +42,8 @@ class MLPExtractor(nn.Module):
         self,
         observation_space: gym.Space,
         hidden_sizes: Sequence[int] = (64, 64),
-        activation_fn: str = "tanh",
-        layer_norm: bool = False,
+        activation_fn: str = MLPSchema.activation_fn,
+        layer_norm: bool = MLPSchema.layer_norm,
     ) -> None:
         super().__init__()
         act = activation(activation_fn)

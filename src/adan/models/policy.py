@@ -16,6 +16,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from adan.models.mlp import activation
+from adan.models.schema import ActorCriticSchema
 
 ExtractorFactory = Callable[[gym.Space], nn.Module]
 
@@ -53,13 +54,13 @@ class ActorCritic(nn.Module):
         observation_space: gym.Space,
         action_space: gym.Space,
         extractor: ExtractorFactory,
-        share_extractor: bool = True,
+        share_extractor: bool = ActorCriticSchema.share_extractor,
         pi_hidden: Sequence[int] = (64,),
         vf_hidden: Sequence[int] = (64,),
-        activation_fn: str = "tanh",
-        log_std_init: float = -0.5,
-        ortho_init: bool = True,
-        compile: bool = False,
+        activation_fn: str = ActorCriticSchema.activation_fn,
+        log_std_init: float = ActorCriticSchema.log_std_init,
+        ortho_init: bool = ActorCriticSchema.ortho_init,
+        compile: bool = ActorCriticSchema.compile,
     ) -> None:
         super().__init__()
         self.observation_space, self.action_space = observation_space, action_space

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,8 +9,8 @@ import numpy as np
 from adan.data.regimes import REGIME_NAMES
 from adan.errors import check
 from adan.rewards.base import RewardFunction, StepOutcome
-
-COMPONENTS = ("return", "sharpe", "sortino", "drawdown", "turnover")
+from adan.rewards.regime_weights import COMPONENTS, regime_table
+from adan.rewards.schema import AdaptiveRewardSchema
 
 
 class AdaptiveReward(RewardFunction):
@@ -48,17 +47,17 @@ class AdaptiveReward(RewardFunction):
 
     def __init__(
         self,
-        w_return: float = 1.0,
-        w_sharpe: float = 1e-3,
-        w_sortino: float = 1e-3,
-        w_drawdown: float = 1.0,
-        w_turnover: float = 1e-4,
-        eta: float = 0.01,
-        scale: float = 100.0,
+        w_return: float = AdaptiveRewardSchema.w_return,
+        w_sharpe: float = AdaptiveRewardSchema.w_sharpe,
+        w_sortino: float = AdaptiveRewardSchema.w_sortino,
+        w_drawdown: float = AdaptiveRewardSchema.w_drawdown,
+        w_turnover: float = AdaptiveRewardSchema.w_turnover,
+        eta: float = AdaptiveRewardSchema.eta,
+        scale: float = AdaptiveRewardSchema.scale,
         eps: float = 1e-12,
-        clip: float = 10.0,
+        clip: float = AdaptiveRewardSchema.clip,
         regime_weights: Mapping[str, Mapping[str, float]] | None = None,
-        regime_smoothing: float = 0.05,
+        regime_smoothing: float = AdaptiveRewardSchema.regime_smoothing,
     ) -> None:
         if not 0 < eta <= 1:
             raise ValueError(f"reward.eta must be in (0, 1], got {eta}")
@@ -192,33 +191,3 @@ class AdaptiveReward(RewardFunction):
             state.get("multipliers", np.ones((n, len(COMPONENTS)))), dtype=np.float64
         ).copy()
         self.fresh = np.asarray(state.get("fresh", np.ones(n, dtype=bool)), dtype=bool).copy()
-
-
-def regime_table(
-    regime_weights: Mapping[str, Mapping[str, float]] | None,
-) -> np.ndarray | None:
-    """``{regime: {component: multiplier}}`` as an [R, C] array (missing: 1.0), validated
-    with the full key (``reward.regime_weights.<regime>.<component>``); None or an empty
-    mapping (every multiplier 1.0) gives None: no regime weighting."""
-    if regime_weights is None or (isinstance(regime_weights, Mapping) and not regime_weights):
-        return None
-    key = "reward.regime_weights"
-    check(
-        isinstance(regime_weights, Mapping),
-        key,
-        "must map regime names to mappings",
-        regime_weights,
-    )
-    table = np.ones((len(REGIME_NAMES), len(COMPONENTS)))
-    for regime, weights in regime_weights.items():
-        check(regime in REGIME_NAMES, key, f"keys must be among {list(REGIME_NAMES)}", regime)
-        rkey = f"{key}.{regime}"
-        check(isinstance(weights, Mapping), rkey, "must map component names to numbers", weights)
-        for name, value in weights.items():
-            check(name in COMPONENTS, rkey, f"keys must be among {list(COMPONENTS)}", name)
-            ckey = f"{rkey}.{name}"
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            check(number and math.isfinite(value), ckey, "must be a finite number", value)
-            check(value >= 0, ckey, "must be >= 0", value)
-            table[REGIME_NAMES.index(regime), COMPONENTS.index(name)] = float(value)
-    return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adan.rewards.base import RewardFunction, StepOutcome
+from adan.rewards.schema import SimpleRewardSchema
 
 
 class SimpleReward(RewardFunction):
@@ -14,7 +15,7 @@ class SimpleReward(RewardFunction):
     account: maximising it is maximising final wealth.
     """
 
-    def __init__(self, scale: float = 100.0) -> None:
+    def __init__(self, scale: float = SimpleRewardSchema.scale) -> None:
         self.scale = float(scale)
 
     def __call__(self, outcome: StepOutcome) -> tuple[np.ndarray, dict[str, np.ndarray]]:

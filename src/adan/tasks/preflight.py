@@ -1,4 +1,4 @@
-"""What the train task checks before any work, beyond the typed schemas (``adan.config``):
+"""What the train task checks before any work, beyond the typed schemas (``adan.tasks.registry``):
 run settings that would otherwise fail after the work (the metric to optimise, the epoch
 limit), a checkpoint to resume (read safely, and refused if the config changes the
 experiment), and a run directory that holds another run's checkpoints."""

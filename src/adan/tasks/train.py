@@ -9,9 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from adan.config import validate_config
 from adan.tasks.fit import fit
 from adan.tasks.preflight import check_resumable, check_run_settings
+from adan.tasks.registry import validate_config
 from adan.tasks.walk_forward import walk_forward
 
 

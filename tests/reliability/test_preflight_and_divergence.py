@@ -116,16 +116,22 @@ def test_daily_equity_bars_are_annualised_as_daily_and_a_wrong_setting_is_refuse
     summary = train_in_process(tmp_path / "right", *DEBUG, *data, "trainer.max_epochs=1")
     assert summary["bars_per_year"] == 252  # not 8760: Sharpe ratios ~5.9x too large
     with pytest.raises(ConfigError) as err:
-        train_in_process(tmp_path / "wrong", *DEBUG, *data, "env.bars_per_year=8760")
-    assert "env.bars_per_year=8760, but the data's bars (1d apart, equity calendar) make 252" in (
+        train_in_process(tmp_path / "wrong", *DEBUG, *data, "data.bars_per_year=8760")
+    assert "data.bars_per_year=8760, but the data's bars (1d apart, equity calendar) make 252" in (
         str(err.value)
     )
     assert not (tmp_path / "wrong" / "checkpoints").exists()
+    # the old key still works, moved to the data group with a warning naming the new one
+    with pytest.warns(FutureWarning, match="env.bars_per_year is deprecated.*data.bars_per_year"):
+        old = train_in_process(
+            tmp_path / "old", *DEBUG, *data, "env.bars_per_year=250", "trainer.max_epochs=1"
+        )
+    assert old["bars_per_year"] == 250
 
 
 def test_bars_per_year_comes_from_the_data_unless_set():
     hourly = {"bars_per_year": 8760.0, "bar_interval": "1h", "calendar": "24x7"}
     assert resolve_bars_per_year(None, hourly) == 8760.0
     assert resolve_bars_per_year(8766, hourly) == 8766.0  # within 10%: the user's choice
-    with pytest.raises(ConfigError, match="env.bars_per_year=252"):
+    with pytest.raises(ConfigError, match="data.bars_per_year=252"):
         resolve_bars_per_year(252, hourly)

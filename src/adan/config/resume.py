@@ -46,7 +46,7 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 # Keys whose null means "derived from the data": a resumed run keeps the checkpoint's value.
-DERIVED = ("env.bars_per_year",)
+DERIVED = ("data.bars_per_year", "env.bars_per_year")
 
 
 def _compared(key: str) -> bool:

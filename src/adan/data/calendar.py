@@ -374,7 +374,7 @@ def clock_meta(
 
 
 def resolve_bars_per_year(
-    configured: float | None, meta: dict[str, Any], key: str = "env.bars_per_year"
+    configured: float | None, meta: dict[str, Any], key: str = "data.bars_per_year"
 ) -> float:
     """The annualisation a task uses: the data's own ``meta["bars_per_year"]``, unless
     ``configured``; a configured value more than 10% away from the data's is refused (a daily

@@ -24,7 +24,7 @@ import pandas as pd
 
 from adan.data.bars import Bars, MarketData
 from adan.data.cache import FeatureCache, content_key
-from adan.data.calendar import clock_meta
+from adan.data.calendar import clock_meta, resolve_bars_per_year
 from adan.data.features import FEATURE_CODE_VERSION, compute_features, require_finite
 from adan.data.schema import MarketPipelineSchema
 from adan.data.splits import (
@@ -145,6 +145,8 @@ class MarketPipeline:
       warm-up, the training scaler); ``split`` then cuts the history into train and val only.
     - ``cache_dir``: where prepared bars and features are cached (None: no cache).
     - ``n_jobs``: assets whose features are computed in parallel (-1: all cores).
+    - ``bars_per_year``: the annualisation every split's meta carries; None: the bars' own
+      (bar interval and calendar). A value more than 10% away from theirs is refused.
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class MarketPipeline:
         test_source: BarSource | Bars | None = None,
         cache_dir: str | None = MarketPipelineSchema.cache_dir,
         n_jobs: int = MarketPipelineSchema.n_jobs,
+        bars_per_year: float | None = MarketPipelineSchema.bars_per_year,
     ) -> None:
         split = {} if split is None else {str(k): split[k] for k in split}
         unknown = sorted(set(split) - set(_SPLIT_KEYS))
@@ -171,6 +174,7 @@ class MarketPipeline:
         self.timeframes = tuple(TimeframeSpec.from_mapping(tf) for tf in timeframes or ())
         self.cache = FeatureCache(cache_dir) if cache_dir else None
         self.n_jobs = int(n_jobs)
+        self.bars_per_year = None if bars_per_year is None else float(bars_per_year)
 
     def __repr__(self) -> str:
         s = self.split
@@ -379,6 +383,7 @@ class MarketPipeline:
             "features_version": FEATURE_CODE_VERSION,
             **(clock or clock_of(bars)),
         }
+        meta["bars_per_year"] = resolve_bars_per_year(self.bars_per_year, meta)
         timeframes: dict = {}
         if prep.higher:
             train_stop = first + bounds["train"][1] if "train" in bounds else first + 1

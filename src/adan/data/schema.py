@@ -109,6 +109,9 @@ class PipelineSchema:
     timeframes: list[TimeframeSchema] = field(default_factory=list)  # higher timeframes
     cache_dir: str | None = None  # prepared features cached here, keyed by content
     n_jobs: int = 1  # files and assets prepared in parallel threads (-1: all cores)
+    # annualisation of Sharpe, volatility and CAGR; null: from the bar interval and calendar
+    # (a value more than 10% away from the bars' own is refused)
+    bars_per_year: float | None = None
 
     def __post_init__(self) -> None:
         from adan.data.features import feature_kinds, is_known_feature
@@ -127,6 +130,12 @@ class PipelineSchema:
         rules = [tf.rule for tf in self.timeframes]
         _check(len(set(rules)) == len(rules), "data.timeframes", "must not repeat a rule", rules)
         _check(self.n_jobs != 0, "data.n_jobs", "must be >= 1, or -1 for all cores", self.n_jobs)
+        _check(
+            self.bars_per_year is None or self.bars_per_year > 0,
+            "data.bars_per_year",
+            "must be > 0, or null to take it from the bars",
+            self.bars_per_year,
+        )
         held_out = getattr(self, "test_path", None) is not None
         _check(
             self.split.train_end is None or self.split.val_end is not None or held_out,

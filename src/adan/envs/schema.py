@@ -15,7 +15,7 @@ class TradingEnvSchema:
     window: int = 32  # bars of history in each observation
     episode_length: int = 256  # bars per episode
     autoreset_mode: str = "NextStep"  # gymnasium's: NextStep | SameStep
-    bars_per_year: float | None = None  # None: the data's (bar interval and calendar)
+    bars_per_year: float | None = None  # deprecated: use data.bars_per_year (moved there at start)
     validate_every_step: bool = False  # check every observation (adan.envs.validation)
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
 from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
+from adan.config.deprecations import migrated
 from adan.data.bars import MarketData
 from adan.envs.spaces import spaces_of
 from adan.errors import CheckpointError
@@ -106,8 +107,12 @@ def read_checkpoint(path: str | Path, require_adan: bool = True) -> dict[str, An
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """An ADAN checkpoint (see :func:`read_checkpoint`)."""
-    return read_checkpoint(path)
+    """An ADAN checkpoint (see :func:`read_checkpoint`), its saved config with deprecated keys
+    moved to their new homes (``adan.config.deprecations``), as a config written today."""
+    ckpt = read_checkpoint(path)
+    if isinstance(ckpt.get(CONFIG_KEY), dict):
+        ckpt[CONFIG_KEY] = migrated(ckpt[CONFIG_KEY])
+    return ckpt
 
 
 def gym_task(ckpt: dict[str, Any]) -> str:
@@ -180,7 +185,7 @@ def policy_from_checkpoint(ckpt: dict[str, Any], data: MarketData, trading: Any)
     """The checkpoint's actor-critic, rebuilt from its model config for ``data``'s spaces, in
     eval mode, with the trained weights."""
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    spec = MarketSpec.of(data, trading, int(cfg.env.window), cfg.env.get("bars_per_year"))
+    spec = MarketSpec.of(data, trading, int(cfg.env.window))
     policy = instantiate(cfg.model)(*spaces_of(spec))
     state = {
         k[len("policy.") :].replace("_orig_mod.", ""): v

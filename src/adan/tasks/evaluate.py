@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
-from adan.data.calendar import resolve_bars_per_year
 from adan.errors import CheckpointError
 from adan.evaluation.backtest import PolicyActor, record_performance, run_backtest
 from adan.evaluation.baselines import LABELS, run_baselines
@@ -169,7 +168,7 @@ def _one_profile(trading: Any, name: str | None) -> Any:
     return trading.only(chosen)
 
 
-MATCHING = ("env.window", "env.bars_per_year", "trading.action_mode", "trading.allow_short")
+MATCHING = ("env.window", "data.bars_per_year", "trading.action_mode", "trading.allow_short")
 
 
 def _check_members(files: list[Path], ckpts: list[dict[str, Any]]) -> None:
@@ -232,9 +231,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trading = _one_profile(trading, cfg.get("profile"))
     window = int(train_cfg.env.window)
     data = select_period(market[cfg.split], cfg.period, window)
-    # the training run's annualisation; refused if the evaluated bars (another test_path, say)
-    # are on another clock
-    bpy = resolve_bars_per_year(train_cfg.env.get("bars_per_year"), data.meta)
+    # the training run's annualisation (data.bars_per_year, or the bars' own); a configured one
+    # was checked against the evaluated bars' clock when the data was rebuilt
+    bpy = float(data.meta["bars_per_year"])
     overlap = _training_overlap(first[DATA_KEY], data)
     if overlap.get("val"):
         log.warning(

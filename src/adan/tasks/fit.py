@@ -43,7 +43,6 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
         env = instantiate(cfg.env)
         return env, GymEvaluator(cfg.env.env_id, n_episodes=cfg.eval_episodes), {}
 
-    from adan.data.calendar import resolve_bars_per_year
     from adan.evaluation.evaluator import TradingEvaluator
     from adan.market.regimes import attach_regimes
 
@@ -52,7 +51,7 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
     trading = instantiate(cfg.trading)
     splits = attach_regimes(splits, trading.regime)
-    bars_per_year = resolve_bars_per_year(cfg.env.get("bars_per_year"), splits["train"].meta)
+    bars_per_year = splits["train"].meta["bars_per_year"]  # the data's, or data.bars_per_year
     env_factory = instantiate(cfg.env)
     env = env_factory(
         data=splits["train"],

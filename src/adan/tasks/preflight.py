@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from adan.checkpoint_format import CONFIG_KEY
+from adan.config.deprecations import migrated
 from adan.config.resume import DERIVED, check_resume
 from adan.errors import ConfigError
 from adan.evaluation.checkpoint import read_checkpoint, resolve_checkpoint
@@ -73,7 +74,7 @@ def check_resumable(cfg: DictConfig) -> Path:
     """The checkpoint file ``cfg.ckpt_path`` names (a file or a run directory), read safely and
     refused if the composed config changes the experiment it was trained with."""
     path = resolve_checkpoint(cfg.ckpt_path)
-    saved = read_checkpoint(path)[CONFIG_KEY]
+    saved = migrated(read_checkpoint(path)[CONFIG_KEY])
     check_resume(saved, OmegaConf.to_container(cfg, resolve=True), str(path))
     for key in DERIVED:  # null (from the data) resumes with the checkpoint's value
         if OmegaConf.select(cfg, key) is None and OmegaConf.select(OmegaConf.create(saved), key):

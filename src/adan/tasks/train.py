@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from adan.config.deprecations import migrate
 from adan.tasks.fit import fit
 from adan.tasks.preflight import check_resumable, check_run_settings
 from adan.tasks.registry import validate_config
@@ -18,7 +19,8 @@ from adan.tasks.walk_forward import walk_forward
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one agent (or, with ``walk_forward``, one per fold); returns the final summary
     (and writes it to ``summary.json``). Every check that can run before work does: the
-    config's schemas, the run settings, and a resumed checkpoint against the config."""
+    config's schemas (after moving deprecated keys to their new homes), the run settings, and a resumed checkpoint against the config."""
+    migrate(cfg)
     validate_config(cfg)
     check_run_settings(cfg)
     if cfg.get("ckpt_path"):

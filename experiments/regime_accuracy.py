@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from adan.data.regimes import REGIME_NAMES
-from adan.data.synthetic import SyntheticMarket
-from adan.market.regimes import (
+from adan.data.regime_detection import (
     MarketRegimeDetector,
     RegimeConfig,
     balanced_accuracy,
     confusion_matrix,
 )
+from adan.data.regimes import REGIME_NAMES
+from adan.data.synthetic import SyntheticMarket
 
 TUNE_SEEDS = (0, 1, 2, 3, 4)
 HELD_OUT_SEEDS = (5, 6, 7, 8, 9, 42)

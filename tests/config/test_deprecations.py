@@ -61,3 +61,39 @@ def test_a_checkpoint_config_moves_silently_and_resumes_with_the_new_key():
     requested = {"env": {"window": 32, "bars_per_year": None}, "data": {"clip": 10.0}, "seed": 0}
     requested["data"]["bars_per_year"] = None
     check_resume(moved, requested, "x.ckpt")
+
+
+def test_regime_detection_keys_move_from_trading_to_data():
+    cfg = composed("trading.regime.method=hmm", "trading.regime.warmup=48")
+    with pytest.warns(FutureWarning, match=r"trading\.regime\.method is deprecated.*data\.regime"):
+        moved = migrate(cfg)
+    assert moved == ["trading.regime.method", "trading.regime.warmup"]
+    assert cfg.data.regime.method == "hmm" and cfg.data.regime.warmup == 48
+    assert cfg.trading.regime.method is None and cfg.trading.regime.observe is False
+    validate_config(cfg)
+    # the new key set to something else than its default and the old key: refused
+    with pytest.raises(ConfigError, match=r"trading\.regime\.warmup=48 and data\.regime\.warmup"):
+        migrate(composed("trading.regime.warmup=48", "data.regime.warmup=10"))
+
+
+def test_a_trading_config_built_in_code_names_the_new_key_and_checks_observe():
+    from adan.market.config import TradingConfig
+
+    with pytest.raises(ConfigError, match=r"trading\.regime\.method moved to data\.regime"):
+        TradingConfig(regime={"method": "hmm"})
+    with pytest.raises(ConfigError, match=r"trading\.regime\.observe must be a bool"):
+        TradingConfig(regime={"observe": "yes"})
+    assert TradingConfig(regime={"observe": True}).regime.observe is True
+
+
+def test_an_old_checkpoint_config_with_trading_regime_resumes_under_data_regime():
+    old_regime = {"observe": True, "method": "rules", "warmup": 96}
+    saved = {"trading": {"regime": old_regime}, "data": {"clip": 10.0}}
+    moved = migrated(saved)
+    assert moved["data"]["regime"] == {"method": "rules", "warmup": 96}
+    assert moved["trading"]["regime"] == {"observe": True, "method": None, "warmup": None}
+    requested = {
+        "trading": {"regime": {"observe": True, "method": None, "warmup": None}},
+        "data": {"clip": 10.0, "regime": {"method": "rules", "warmup": 96}},
+    }
+    check_resume(moved, requested, "x.ckpt")

@@ -56,6 +56,7 @@ SAME_MEANING = {
     ("AdaptiveRewardSchema", "regime_weights"),  # None and {}: no regime weights
     ("MarketPipelineSchema", "split"),  # None: SplitSchema's defaults
     ("MarketPipelineSchema", "timeframes"),  # None and []: none
+    ("MarketPipelineSchema", "regime"),  # None: RegimeConfig's defaults
     ("FileMarketSchema", "columns"),  # None and {}: the usual names
     ("FileMarketSchema", "cleaning"),  # None: CleaningPolicy's defaults
 }

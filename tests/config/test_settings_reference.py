@@ -27,7 +27,7 @@ def test_every_key_of_every_typed_group_is_listed():
             for key, *_ in reference.rows(kind, f"{group}."):
                 assert f"| `{key}` |" in text, key
     # keys the hand-written reference used to miss: regime thresholds, behaviour-engine bounds
-    for key in ("trading.regime.volatile_threshold", "trading.dbe.drawdown_ref"):
+    for key in ("data.regime.volatile_threshold", "trading.dbe.drawdown_ref"):
         assert f"| `{key}` |" in text
 
 

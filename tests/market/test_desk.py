@@ -11,7 +11,6 @@ from adan.data import SyntheticMarket
 from adan.data.bars import MarketData
 from adan.market import MarketSimulator, TradingConfig
 from adan.market.behaviour import BehaviourConfig
-from adan.market.regimes import RegimeConfig
 from adan.market.risk import RiskConfig
 from adan.market.stops import StopsConfig
 from tests.market.markets import Rewarded, make_market
@@ -93,7 +92,7 @@ def synthetic(n_bars=1500, seed=2) -> MarketData:
 def test_behaviour_engine_scales_orders_and_the_regime_reaches_obs_and_reward():
     data = synthetic()
     trading = TradingConfig(**FREE, dbe=BehaviourConfig(enabled=True, smoothing=1.0),
-                            regime=RegimeConfig(observe=True))  # fmt: skip
+                            regime={"observe": True})  # fmt: skip
     sim = MarketSimulator(data, 8, window=16, episode_length=200, trading=trading, seed=4)
     obs = sim.observe()
     table = {name: p for name, p in trading.dbe.regimes.items()}

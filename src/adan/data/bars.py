@@ -130,7 +130,7 @@ class MarketData:
     regimes: np.ndarray | None = None  # [T] int8 true regime (synthetic only)
     meta: dict = field(default_factory=dict)  # e.g. normalisation statistics, split name
     timeframes: dict[str, TimeframeData] = field(default_factory=dict)
-    # [T] int8 regime detected causally over the whole history (adan.market.regimes)
+    # [T] int8 regime detected causally over the whole history (adan.data.regime_detection)
     detected_regimes: np.ndarray | None = None
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from adan.data.bars import Bars, MarketData
 from adan.data.cache import FeatureCache, content_key
 from adan.data.calendar import clock_meta, resolve_bars_per_year
 from adan.data.features import FEATURE_CODE_VERSION, compute_features, require_finite
+from adan.data.regime_detection import RegimeConfig, attach_regimes, regime_config
 from adan.data.schema import MarketPipelineSchema
 from adan.data.splits import (
     FeatureScaler,
@@ -147,6 +148,9 @@ class MarketPipeline:
     - ``n_jobs``: assets whose features are computed in parallel (-1: all cores).
     - ``bars_per_year``: the annualisation every split's meta carries; None: the bars' own
       (bar interval and calendar). A value more than 10% away from theirs is refused.
+    - ``regime``: how every split's bars are labelled bull / bear / sideways / volatile
+      (``RegimeConfig``; None: its defaults), in one causal pass over the splits in time order
+      (``attach_regimes``; an HMM is fitted on train only).
     """
 
     def __init__(
@@ -161,6 +165,7 @@ class MarketPipeline:
         cache_dir: str | None = MarketPipelineSchema.cache_dir,
         n_jobs: int = MarketPipelineSchema.n_jobs,
         bars_per_year: float | None = MarketPipelineSchema.bars_per_year,
+        regime: RegimeConfig | Mapping[str, Any] | None = None,
     ) -> None:
         split = {} if split is None else {str(k): split[k] for k in split}
         unknown = sorted(set(split) - set(_SPLIT_KEYS))
@@ -175,6 +180,7 @@ class MarketPipeline:
         self.cache = FeatureCache(cache_dir) if cache_dir else None
         self.n_jobs = int(n_jobs)
         self.bars_per_year = None if bars_per_year is None else float(bars_per_year)
+        self.regime = regime_config(regime)
 
     def __repr__(self) -> str:
         s = self.split
@@ -277,7 +283,7 @@ class MarketPipeline:
             self._check_sizes(whole, test)
             contract = fitted or _contract(out["train"].meta)
             out["test"] = self._assemble(test, whole, contract, clock)["test"]
-        return out
+        return attach_regimes(out, self.regime)
 
     def build_walk_forward(
         self,
@@ -297,7 +303,7 @@ class MarketPipeline:
         out = []
         for bounds in folds:
             self._check_sizes(bounds, history)
-            out.append(self._assemble(history, bounds, None))
+            out.append(attach_regimes(self._assemble(history, bounds, None), self.regime))
         return out
 
     def _bounds(self, n: int, timestamps: np.ndarray) -> dict[str, tuple[int, int]]:

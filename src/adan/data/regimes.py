@@ -1,7 +1,7 @@
 """The market-regime vocabulary: the four regimes a bar can be in, and their int codes.
 
 The one home of these names. The synthetic market draws its true regimes with these codes,
-the detector (``adan.market.regimes``) labels real bars with them, and the simulator, the
+the detector (``adan.data.regime_detection``) labels real bars with them, and the simulator, the
 rewards and the reports read them.
 """
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from adan.data.cleaning import CleaningPolicy
 from adan.data.features import DEFAULT_FEATURES
+from adan.data.regime_detection import RegimeConfig
 from adan.errors import check as _check
 
 
@@ -112,6 +113,8 @@ class PipelineSchema:
     # annualisation of Sharpe, volatility and CAGR; null: from the bar interval and calendar
     # (a value more than 10% away from the bars' own is refused)
     bars_per_year: float | None = None
+    # how the bars are labelled bull / bear / sideways / volatile, once, causally
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
 
     def __post_init__(self) -> None:
         from adan.data.features import feature_kinds, is_known_feature

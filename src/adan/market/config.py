@@ -9,20 +9,56 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from adan.config.deprecations import REGIME_MOVED
+from adan.data.regime_detection import RegimeConfig
 from adan.errors import ConfigError
 from adan.market.behaviour import BehaviourConfig
 from adan.market.execution import ExecutionConfig
-from adan.market.regimes import RegimeConfig
 from adan.market.risk import RiskConfig
 from adan.market.sizing import SizingConfig
 from adan.market.stops import StopsConfig
 
 ACTION_MODES = ("continuous", "discrete")
+_TYPES = {"str": str, "int": int, "float": float}
+
+
+def _check_observation(self: RegimeObservation) -> None:
+    if not isinstance(self.observe, bool):
+        raise ConfigError(f"trading.regime.observe must be a bool, got {self.observe!r}")
+    for name in REGIME_MOVED:
+        if getattr(self, name) is not None:
+            raise ConfigError(
+                f"trading.regime.{name} moved to data.regime.{name} (the pipeline labels the "
+                "bars once): set it there"
+            )
+
+
+# The detection settings moved to ``data.regime``; their old keys stay in this node, unset,
+# so a config that still sets one composes and is moved by adan.config.deprecations.
+RegimeObservation = make_dataclass(
+    "RegimeObservation",
+    [("observe", bool, False)]
+    + [
+        (name, _TYPES[str(RegimeConfig.__dataclass_fields__[name].type)] | None, None)
+        for name in REGIME_MOVED
+    ],
+    namespace={
+        "__doc__": "``trading.regime``: whether the agent observes the market regime (one-hot, "
+        "``regime`` key) that the data pipeline labels with ``data.regime``.",
+        "__post_init__": _check_observation,
+        "__module__": __name__,
+        # what the settings reference says of each key (this class has no source to read)
+        "MEANINGS": {
+            "observe": "add the regime (one-hot) to the observation, key `regime`",
+            **{name: f"deprecated: moved to data.regime.{name}" for name in REGIME_MOVED},
+        },
+    },
+)
 
 
 def _as_config(cls: type, value: object, key: str) -> object:
@@ -79,7 +115,7 @@ class TradingConfig:
     ruin_threshold: float = 0.5  # episode terminates when equity < this x initial_cash, [0, 1)
     name: str = "default"  # the profile's name in logs (trading/<name>/...)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
-    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    regime: RegimeObservation = field(default_factory=RegimeObservation)
     sizing: SizingConfig = field(default_factory=SizingConfig)
     stops: StopsConfig = field(default_factory=StopsConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
@@ -88,7 +124,7 @@ class TradingConfig:
 
     def __post_init__(self) -> None:
         self.execution = _as_config(ExecutionConfig, self.execution, "trading.execution")
-        self.regime = _as_config(RegimeConfig, self.regime, "trading.regime")
+        self.regime = _as_config(RegimeObservation, self.regime, "trading.regime")
         for name, cls in _PROFILE_FIELDS.items():
             setattr(self, name, _as_config(cls, getattr(self, name), f"trading.{name}"))
         if self.profiles is not None:

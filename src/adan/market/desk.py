@@ -23,13 +23,12 @@ import logging
 import numpy as np
 
 from adan.data.bars import MarketData
-from adan.errors import ConfigError
+from adan.data.regime_detection import MarketRegimeDetector
 from adan.market.batch import row_sum
 from adan.market.behaviour import DynamicBehaviourEngine
 from adan.market.config import TradingConfig, assign_profiles
 from adan.market.execution import ExecutionModel, Fills, WorkingOrders
 from adan.market.portfolio import Portfolio
-from adan.market.regimes import MarketRegimeDetector
 from adan.market.risk import RiskManager
 from adan.market.sizing import PositionSizer
 from adan.market.stops import StopBook
@@ -64,17 +63,12 @@ class TradingDesk:
         open_ = np.asarray(data.open, dtype=np.float64)
         self._open, self._high, self._low, self._close = open_, high, low, close
 
-        # [T] causal market regime: as detected over the whole history (attach_regimes), else
-        # over these bars alone (a cold start: the first bars' volatility has no history)
+        # [T] causal market regime: as the data pipeline labelled it over the whole history
+        # (data.regime), else the default rules over these bars alone (data built by hand: a
+        # cold start, the first bars' volatility has no history)
         self.regimes = data.detected_regimes
         if self.regimes is None or len(self.regimes) != len(data):
-            if trading.regime.method == "hmm":  # fitting on these bars would look ahead
-                raise ConfigError(
-                    "trading.regime.method=hmm labels bars with an HMM fitted on the training "
-                    "split: build the splits with adan.market.regimes.attach_regimes first"
-                )
-            detector = MarketRegimeDetector(trading.regime)
-            self.regimes = detector.detect(high, low, close)
+            self.regimes = MarketRegimeDetector().detect(high, low, close)
         self.regimes = np.asarray(self.regimes, dtype=np.int64)
         self.sizer = PositionSizer(
             [c.sizing for c in cfgs],

@@ -30,7 +30,6 @@ from adan.evaluation.checkpoint import (
 from adan.evaluation.ensemble import COMBINE, ModelEnsemble, weights_from_scores
 from adan.evaluation.metrics import bar_returns
 from adan.evaluation.records import BacktestRecord, EvaluationResult
-from adan.market.regimes import attach_regimes
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -227,7 +226,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_overrides = OmegaConf.to_container(cfg.data, resolve=True) if cfg.data else {}
     market = market_from_checkpoint(first, data_overrides)
     trading = instantiate(OmegaConf.merge(train_cfg.trading, cfg.trading or {}))
-    market = attach_regimes(market, trading.regime)
     trading = _one_profile(trading, cfg.get("profile"))
     window = int(train_cfg.env.window)
     data = select_period(market[cfg.split], cfg.period, window)

@@ -44,13 +44,11 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
         return env, GymEvaluator(cfg.env.env_id, n_episodes=cfg.eval_episodes), {}
 
     from adan.evaluation.evaluator import TradingEvaluator
-    from adan.market.regimes import attach_regimes
 
     if splits is None:
         splits = instantiate(cfg.data).build()
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
     trading = instantiate(cfg.trading)
-    splits = attach_regimes(splits, trading.regime)
     bars_per_year = splits["train"].meta["bars_per_year"]  # the data's, or data.bars_per_year
     env_factory = instantiate(cfg.env)
     env = env_factory(

@@ -57,6 +57,8 @@ def _comments(path: str) -> dict[int, str]:
 def describe(kind: type, name: str) -> str:
     """The comment of field ``name`` where the nearest class of ``kind``'s MRO declares it."""
     owner = next(k for k in kind.__mro__ if name in k.__dict__.get("__annotations__", {}))
+    if name in getattr(owner, "MEANINGS", {}):  # a class made at run time says it itself
+        return owner.MEANINGS[name]
     lines, start = inspect.getsourcelines(owner)
     comments = _comments(inspect.getsourcefile(owner))
     for offset, line in enumerate(lines):
@@ -103,7 +105,8 @@ def rows(kind: type, prefix: str) -> list[tuple[str, str, str, str]]:
         if dataclasses.is_dataclass(default):
             out += rows(type(default), key + ".")
             continue
-        kind_text = str(f.type).replace("|", "\\|")
+        shown = f.type.__name__ if isinstance(f.type, type) else str(f.type)
+        kind_text = shown.replace("|", "\\|")
         meaning = describe(kind, f.name).replace("|", "\\|")
         out.append((key, f"`{kind_text}`", _shown(default), meaning))
     return out

@@ -40,10 +40,13 @@ short split alone. Being causal, that leaks nothing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
 from adan.data.bars import MarketData
 from adan.data.regimes import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
@@ -58,12 +61,13 @@ _RANGE_FLOOR = 1e-10  # log range
 
 @dataclass
 class RegimeConfig:
-    """How regimes are detected (schema of ``trading.regime``). Defaults: tuned on the
-    default synthetic market, seeds 0-4 (experiments/regime_accuracy.py; results there)."""
+    """How regimes are detected (schema of ``data.regime``; the pipeline labels every split
+    with it). Defaults: tuned on the default synthetic market, seeds 0-4
+    (experiments/regime_accuracy.py; results there). Whether the agent observes the label is
+    a trading setting (``trading.regime.observe``)."""
 
     # rules: causal rules on volatility and trend strength | hmm: a forward-filtered HMM
     method: str = "rules"
-    observe: bool = False  # add the regime (one-hot) to the observation (read by the simulator)
     vol_span: int = 24  # EWM span (bars) of the realised volatility
     vol_ref_span: int = 10000  # EWM span (bars) of the long-run volatility level
     trend_span: int = 96  # EWM span (bars) of the EMA slope (trend direction)
@@ -78,9 +82,8 @@ class RegimeConfig:
     hmm_persistence: float = 0.995  # fixed probability that the HMM stays in its state
 
     def __post_init__(self) -> None:
-        key = "trading.regime."
+        key = "data.regime."
         check(self.method in METHODS, key + "method", f"must be one of {METHODS}", self.method)
-        check(isinstance(self.observe, bool), key + "observe", "must be a bool", self.observe)
         for name in ("vol_span", "vol_ref_span", "trend_span", "adx_period", "smooth"):
             value = getattr(self, name)
             check(_is_int(value) and value >= 1, key + name, "must be an integer >= 1", value)
@@ -424,9 +427,24 @@ __all__ = [
     "GaussianHMM",
     "MarketRegimeDetector",
     "RegimeConfig",
+    "attach_regimes",
     "balanced_accuracy",
     "confusion_matrix",
 ]
+
+
+def regime_config(value: RegimeConfig | Mapping[str, Any] | None) -> RegimeConfig:
+    """``data.regime`` as a ``RegimeConfig``: as is, from a (structured) mapping, or defaults."""
+    if value is None or isinstance(value, RegimeConfig):
+        return value or RegimeConfig()
+    if isinstance(value, DictConfig):
+        value = OmegaConf.to_object(value)
+        if isinstance(value, RegimeConfig):
+            return value
+    known = {f.name for f in fields(RegimeConfig)}
+    unknown = sorted(set(value) - known)
+    check(not unknown, "data.regime", f"has unknown keys; known: {sorted(known)}", unknown)
+    return RegimeConfig(**value)
 
 
 def attach_regimes(splits: dict[str, MarketData], config: RegimeConfig) -> dict[str, MarketData]:

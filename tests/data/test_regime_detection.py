@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from adan.data.regimes import BEAR, BULL, SIDEWAYS, VOLATILE
-from adan.data.synthetic import SyntheticMarket
-from adan.errors import ConfigError
-from adan.market.regimes import (
+from adan.data.regime_detection import (
     MarketRegimeDetector,
     RegimeConfig,
     balanced_accuracy,
     confusion_matrix,
 )
+from adan.data.regimes import BEAR, BULL, SIDEWAYS, VOLATILE
+from adan.data.synthetic import SyntheticMarket
+from adan.errors import ConfigError
 
 SEGMENT_DRIFT = {"bull": 0.004, "bear": -0.004}  # 0.4 sigma per bar: an obvious trend
 SEGMENT_VOL = {"sideways": 0.004, "volatile": 0.03}  # vs a 0.6-2 % history
@@ -154,16 +156,15 @@ def test_hmm_needs_fit_and_rules_fit_is_a_noop(market):
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"method": "viterbi"}, "trading.regime.method"),
-        ({"observe": "yes"}, "trading.regime.observe"),
-        ({"vol_span": 0}, "trading.regime.vol_span"),
-        ({"trend_span": 9.5}, "trading.regime.trend_span"),
-        ({"warmup": -1}, "trading.regime.warmup"),
-        ({"volatile_threshold": float("nan")}, "trading.regime.volatile_threshold"),
-        ({"quiet_threshold": 0.1}, "trading.regime.calm_threshold"),
-        ({"adx_threshold": 120.0}, "trading.regime.adx_threshold"),
-        ({"hmm_persistence": 1.0}, "trading.regime.hmm_persistence"),
-        ({"hmm_iterations": 0}, "trading.regime.hmm_iterations"),
+        ({"method": "viterbi"}, "data.regime.method"),
+        ({"vol_span": 0}, "data.regime.vol_span"),
+        ({"trend_span": 9.5}, "data.regime.trend_span"),
+        ({"warmup": -1}, "data.regime.warmup"),
+        ({"volatile_threshold": float("nan")}, "data.regime.volatile_threshold"),
+        ({"quiet_threshold": 0.1}, "data.regime.calm_threshold"),
+        ({"adx_threshold": 120.0}, "data.regime.adx_threshold"),
+        ({"hmm_persistence": 1.0}, "data.regime.hmm_persistence"),
+        ({"hmm_iterations": 0}, "data.regime.hmm_iterations"),
     ],
 )
 def test_bad_config_names_the_key(kwargs, key):
@@ -184,3 +185,27 @@ def test_metrics_on_a_hand_example():
     # recalls 3/4, 1/2, 1/2; class 3 absent from the truth is not averaged in
     assert balanced_accuracy(true, pred) == pytest.approx((0.75 + 0.5 + 0.5) / 3)
     assert balanced_accuracy(true, true) == 1.0
+
+
+def test_the_pipeline_labels_every_split_once_in_one_causal_pass():
+    from adan.data import MarketPipeline
+    from adan.data.regime_detection import attach_regimes
+
+    bars = SyntheticMarket(n_assets=2, n_bars=3000, seed=3).generate()
+    features = ["log_return", "volatility_24"]
+    split = {"train": 0.6, "val": 0.2, "test": 0.2, "embargo": 24}
+    built = MarketPipeline(bars, features, split, regime={"warmup": 10}).build()
+    bare = {k: replace(d, detected_regimes=None) for k, d in built.items()}
+    again = attach_regimes(bare, RegimeConfig(warmup=10))
+    for name, data in built.items():
+        assert data.detected_regimes is not None and len(data.detected_regimes) == len(data)
+        np.testing.assert_array_equal(data.detected_regimes, again[name].detected_regimes)
+    # the val split continues train's history rather than starting cold
+    alone = MarketRegimeDetector(RegimeConfig(warmup=10)).detect(
+        built["val"].high, built["val"].low, built["val"].close
+    )
+    assert not np.array_equal(alone, built["val"].detected_regimes)
+    folds = MarketPipeline(bars, features, split).build_walk_forward(2, val_bars=300, test_bars=300)
+    assert all(d.detected_regimes is not None for fold in folds for d in fold.values())
+    with pytest.raises(ConfigError, match=r"data\.regime has unknown keys"):
+        MarketPipeline(bars, features, split, regime={"observe": True})

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from adan.market.spec import MarketSpec
+
 CASES = {"a": (32, 2, 9), "b": (32, 1, 2)}  # window, assets, features (a = conf default)
 BATCHES = (1, 64, 1024, 4096)
 NUM_BARS = 20_000
@@ -59,11 +61,11 @@ def bench_cell(case: str, num_envs: int, seconds: float) -> dict:
 
     window, assets, features = CASES[case]
     env = VecTradingEnv(
-        random_walk_market(NUM_BARS, assets, features),
-        TradingConfig(),
+        MarketSpec.of(
+            random_walk_market(NUM_BARS, assets, features), trading=TradingConfig(), window=window
+        ),
         SimpleReward(),
         num_envs=num_envs,
-        window=window,
         seed=0,
     )
     env.reset(seed=0)

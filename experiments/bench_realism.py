@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from adan.market.spec import MarketSpec
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("default", "conservative", "moderate", "aggressive", "multi_profile")
 BATCHES = (64, 1024, 4096)
@@ -94,8 +96,13 @@ def bench_cell(profile: str, num_envs: int, seconds: float, pattern: str) -> flo
     from adan.rewards import SimpleReward
 
     data = market()
-    env = VecTradingEnv(data, trading(profile), SimpleReward(), num_envs=num_envs,
-                        window=WINDOW, episode_length=256, seed=0)  # fmt: skip
+    env = VecTradingEnv(
+        MarketSpec.of(data, trading=trading(profile), window=WINDOW),
+        SimpleReward(),
+        num_envs=num_envs,
+        episode_length=256,
+        seed=0,
+    )
     env.reset(seed=0)
     acts = actions(pattern, num_envs)
     for i in range(20):

@@ -17,6 +17,7 @@ from adan.data.features import DEFAULT_FEATURES
 from adan.envs import TradingEnv, VecTradingEnv
 from adan.market import TradingConfig
 from adan.market.simulator import MarketSimulator
+from adan.market.spec import MarketSpec
 from adan.models import ActorCritic, CustomCNN, MLPExtractor
 from adan.rewards import SimpleReward
 from tests.market.profiles import trading_profile
@@ -69,11 +70,9 @@ def test_future_bars_do_not_move_observation_or_decision(timeframes, profile):
     for data in (base, other):
         # one episode over the whole split: it starts at bar window-1, deterministically
         env = VecTradingEnv(
-            data,
-            trading,
+            MarketSpec.of(data, trading=trading, window=window),
             SimpleReward(),
             num_envs=1,
-            window=window,
             episode_length=len(data) - window - 1,
             seed=0,
         )
@@ -107,7 +106,7 @@ def test_higher_windows_at_t_ignore_every_later_bar_at_every_phase():
         return MarketPipeline(source, ["log_return"], SPLIT, timeframes=TIMEFRAMES).build()["val"]
 
     def windows_at(val, t_raw):
-        sim = MarketSimulator(val, num_envs=1, window=4, episode_length=8, seed=0)
+        sim = MarketSimulator(MarketSpec.of(val, window=4), 1, episode_length=8, seed=0)
         sim.t[:] = t_raw - val.meta["bar_range"][0]
         obs = sim.observe()
         return obs["market_4h"], obs["market_1d"]
@@ -136,7 +135,11 @@ def tf_market():
 
 
 def test_trading_env_with_timeframes_passes_check_env_and_matches_the_vector_env(tf_market):
-    env = TradingEnv(tf_market, TradingConfig(), SimpleReward(), window=16, episode_length=40)
+    env = TradingEnv(
+        MarketSpec.of(tf_market, trading=TradingConfig(), window=16),
+        SimpleReward(),
+        episode_length=40,
+    )
     assert env.observation_space["market_4h"].shape == (8, 2, 3)
     assert env.observation_space["market_1d"].shape == (4, 2, 2)
     with warnings.catch_warnings():
@@ -144,9 +147,9 @@ def test_trading_env_with_timeframes_passes_check_env_and_matches_the_vector_env
         check_env(env, skip_render_check=True)
 
     n = 3
-    kw = dict(window=16, episode_length=20)
-    vec = VecTradingEnv(tf_market, TradingConfig(), SimpleReward(), num_envs=n, **kw)
-    singles = [TradingEnv(tf_market, TradingConfig(), SimpleReward(), **kw) for _ in range(n)]
+    spec = MarketSpec.of(tf_market, TradingConfig(), window=16)
+    vec = VecTradingEnv(spec, SimpleReward(), num_envs=n, episode_length=20)
+    singles = [TradingEnv(spec, SimpleReward(), episode_length=20) for _ in range(n)]
     vobs, _ = vec.reset(seed=7)
     sobs = [e.reset(seed=7 + i)[0] for i, e in enumerate(singles)]
     actions = np.random.default_rng(0).uniform(-1, 1, (15, n, 2)).astype(np.float32)
@@ -165,7 +168,9 @@ def test_trading_env_with_timeframes_passes_check_env_and_matches_the_vector_env
 
 
 def test_cnn_has_a_branch_per_timeframe_and_gradients_reach_each(tf_market):
-    vec = VecTradingEnv(tf_market, TradingConfig(), SimpleReward(), num_envs=4, window=16)
+    vec = VecTradingEnv(
+        MarketSpec.of(tf_market, trading=TradingConfig(), window=16), SimpleReward(), num_envs=4
+    )
     space = vec.single_observation_space
     cnn = CustomCNN(space, channels=[8, 8], kernel_sizes=[5, 3], pooling="avgmax", features_dim=24)
     assert sorted(cnn.timeframe_blocks) == ["market_1d", "market_4h"]

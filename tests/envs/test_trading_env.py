@@ -7,6 +7,7 @@ from gymnasium.utils.env_checker import check_env
 
 from adan.envs import TradingEnv, VecTradingEnv
 from adan.market import TradingConfig
+from adan.market.spec import MarketSpec
 from adan.rewards import AdaptiveReward, SimpleReward
 from tests.market.markets import random_walk
 from tests.market.profiles import trading_profile
@@ -16,14 +17,18 @@ from tests.market.profiles import trading_profile
 @pytest.mark.parametrize("allow_short", [True, False])
 def test_check_env_passes_without_warnings(market, mode, allow_short):
     cfg = TradingConfig(action_mode=mode, allow_short=allow_short)
-    env = TradingEnv(market, cfg, AdaptiveReward(), window=16, episode_length=40, seed=0)
+    env = TradingEnv(
+        MarketSpec.of(market, trading=cfg, window=16), AdaptiveReward(), episode_length=40, seed=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env, skip_render_check=True)
 
 
 def test_spaces_and_info(market):
-    env = TradingEnv(market, TradingConfig(), SimpleReward(), window=16, episode_length=5)
+    env = TradingEnv(
+        MarketSpec.of(market, trading=TradingConfig(), window=16), SimpleReward(), episode_length=5
+    )
     assert env.observation_space["market"].shape == (16, 2, 3)
     assert env.observation_space["portfolio"].shape == (4,)
     assert env.action_space.shape == (2,)
@@ -40,8 +45,12 @@ def test_spaces_and_info(market):
 
 
 def test_check_env_passes_with_the_realistic_desk(market):
-    env = TradingEnv(market, trading_profile("moderate"), AdaptiveReward(), window=16,
-                     episode_length=40, seed=0)  # fmt: skip
+    env = TradingEnv(
+        MarketSpec.of(market, trading=trading_profile("moderate"), window=16),
+        AdaptiveReward(),
+        episode_length=40,
+        seed=0,
+    )
     assert env.observation_space["regime"].shape == (4,)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -54,9 +63,9 @@ def test_single_and_vector_env_trajectories_are_identical(profile):
     data = replace(data, volume=np.full_like(data.close, 500.0))  # partial fills sometimes
     trading = TradingConfig() if profile is None else trading_profile(profile)
     n, steps = 3, 70
-    kw = dict(window=8, episode_length=20)
-    vec = VecTradingEnv(data, trading, AdaptiveReward(), num_envs=n, **kw)
-    singles = [TradingEnv(data, trading, AdaptiveReward(), **kw) for _ in range(n)]
+    spec = MarketSpec.of(data, trading, window=8)
+    vec = VecTradingEnv(spec, AdaptiveReward(), num_envs=n, episode_length=20)
+    singles = [TradingEnv(spec, AdaptiveReward(), episode_length=20) for _ in range(n)]
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (steps, n, 2)).astype(np.float32)
 
@@ -81,7 +90,11 @@ def test_single_and_vector_env_trajectories_are_identical(profile):
 
 
 def test_state_round_trip(market):
-    env = TradingEnv(market, TradingConfig(), AdaptiveReward(), window=8, episode_length=30)
+    env = TradingEnv(
+        MarketSpec.of(market, trading=TradingConfig(), window=8),
+        AdaptiveReward(),
+        episode_length=30,
+    )
     env.reset(seed=3)
     rng = np.random.default_rng(0)
     for _ in range(10):

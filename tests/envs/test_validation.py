@@ -13,6 +13,7 @@ from adan.envs import TradingEnv, VecTradingEnv
 from adan.envs.gym_tasks import make_gym_vec_env
 from adan.envs.validation import PROBLEMS, ObservationValidator
 from adan.market import TradingConfig
+from adan.market.spec import MarketSpec
 from adan.rewards import SimpleReward
 from tests.market.markets import random_walk
 
@@ -33,8 +34,8 @@ def obs(n=None):
 
 
 def vec_env(data, **kw):
-    kw = {"num_envs": 4, "window": 8, "episode_length": 30, "seed": 0, **kw}
-    return VecTradingEnv(data, TradingConfig(), SimpleReward(), **kw)
+    kw = {"num_envs": 4, "episode_length": 30, "seed": 0, **kw}
+    return VecTradingEnv(MarketSpec.of(data, TradingConfig(), window=8), SimpleReward(), **kw)
 
 
 def with_timeframe(data, window=3):
@@ -125,7 +126,11 @@ def test_env_refuses_nan_features_when_built(key):
     with pytest.raises(ValueError, match=f"observation '{key}' of env 0 is nan"):
         vec_env(data)
     with pytest.raises(ValueError, match=f"observation '{key}' of env 0 is nan"):
-        TradingEnv(data, TradingConfig(), SimpleReward(), window=8, episode_length=30)
+        TradingEnv(
+            MarketSpec.of(data, trading=TradingConfig(), window=8),
+            SimpleReward(),
+            episode_length=30,
+        )
 
 
 def test_debug_mode_checks_every_step_and_finds_a_later_nan():
@@ -152,10 +157,8 @@ def test_debug_mode_checks_every_step_and_finds_a_later_nan():
 
 def test_single_env_debug_mode_counts_steps():
     env = TradingEnv(
-        random_walk(num_bars=300),
-        TradingConfig(),
+        MarketSpec.of(random_walk(num_bars=300), trading=TradingConfig(), window=8),
         SimpleReward(),
-        window=8,
         episode_length=30,
         validate_every_step=True,
     )

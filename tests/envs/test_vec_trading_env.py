@@ -4,6 +4,7 @@ from gymnasium.vector import AutoresetMode
 
 from adan.envs import VecTradingEnv
 from adan.market import TradingConfig
+from adan.market.spec import MarketSpec
 from adan.rewards import AdaptiveReward, SimpleReward
 from tests.market.markets import random_walk
 
@@ -13,11 +14,9 @@ L = 10
 def make(mode="NextStep", n=4, data=None, **kw):
     data = random_walk(num_bars=200, seed=1) if data is None else data
     return VecTradingEnv(
-        data,
-        TradingConfig(**kw),
+        MarketSpec.of(data, trading=TradingConfig(**kw), window=8),
         AdaptiveReward(scale=1.0),
         num_envs=n,
-        window=8,
         episode_length=L,
         seed=0,
         autoreset_mode=mode,
@@ -176,7 +175,10 @@ def test_disabled_mode_leaves_resets_to_the_caller():
 def test_simple_reward_episode_return_is_log_growth():
     data = random_walk(num_bars=200, seed=1)
     env = VecTradingEnv(
-        data, TradingConfig(), SimpleReward(scale=1.0), num_envs=3, window=8, episode_length=L
+        MarketSpec.of(data, trading=TradingConfig(), window=8),
+        SimpleReward(scale=1.0),
+        num_envs=3,
+        episode_length=L,
     )
     env.reset(seed=0)
     for _ in range(L):

@@ -7,6 +7,7 @@ from adan.evaluation.baselines import buy_and_hold, run_baselines
 from adan.evaluation.evaluator import TradingEvaluator
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
+from adan.market.spec import MarketSpec
 from tests.market.markets import make_market, random_walk
 
 
@@ -39,7 +40,9 @@ def test_performance_by_hand():
 def test_flat_policy_keeps_its_cash_and_pays_nothing():
     data = random_walk(num_bars=120, num_assets=2)
     actor = PolicyActor(ConstantPolicy([0.0, 0.0]))
-    res = run_backtest(actor, data, TradingConfig(), 16, 8760)
+    res = run_backtest(
+        actor, MarketSpec.of(data, trading=TradingConfig(), window=16, bars_per_year=8760)
+    )
     assert res.equity.shape == (120 - 16, 1)  # start bar, then every bar to the end
     np.testing.assert_allclose(res.equity, 10_000.0)
     assert res.costs.sum() == 0 and res.turnover.sum() == 0 and not res.weights.any()
@@ -51,16 +54,13 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
     close = np.array([10.0, 20.0, 22.0, 11.0, 12.0, 15.0])
     data = make_market(open_, close)
     trading = TradingConfig(fee_bps=10, half_spread_bps=5, slippage_bps=5)  # 20 bps in all
-    bh = buy_and_hold(data, trading, window=2).equity[:, 0]
+    bh = buy_and_hold(MarketSpec.of(data, trading=trading, window=2)).equity[:, 0]
     units = 10_000 / 1.002 / open_[2]
     np.testing.assert_allclose(bh, [10_000, *(units * close[2:-1])])
     # one asset, always fully long: the agent's backtest is the same book
     res = run_backtest(
         PolicyActor(ConstantPolicy([1.0])),
-        data,
-        trading,
-        window=2,
-        bars_per_year=8760,
+        MarketSpec.of(data, trading=trading, window=2, bars_per_year=8760),
     )
     # the episode ends one bar early (the simulator keeps a spare bar); costs are paid on top of
     # a fully invested book, so the agent holds slightly more units than buy-and-hold's budget
@@ -72,28 +72,39 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
     assert paid == pytest.approx(20e-4, rel=0.01) and paid > 20e-4
     np.testing.assert_allclose(res.weights[1:, 0, 0], 1.0, atol=2e-3)
     # the buy-and-hold record covers the same bars and holds its units
-    record = buy_and_hold(data, trading, window=2)
+    record = buy_and_hold(MarketSpec.of(data, trading=trading, window=2))
     assert record.costs.sum() == pytest.approx(10_000 * 0.002 / 1.002)
     assert record.turnover.sum() == pytest.approx(1 / 1.002)
-    free = buy_and_hold(data, TradingConfig(fee_bps=0, half_spread_bps=0, slippage_bps=0), 2)
+    free = buy_and_hold(
+        MarketSpec.of(
+            data, trading=TradingConfig(fee_bps=0, half_spread_bps=0, slippage_bps=0), window=2
+        )
+    )
     assert free.costs.sum() == 0 and free.turnover.sum() == pytest.approx(1.0)
 
 
 def test_evaluator_compares_agent_with_buy_and_hold_and_refuses_short_splits():
     data = random_walk(num_bars=200, num_assets=2)
-    ev = TradingEvaluator(data, TradingConfig(), window=16, bars_per_year=8760)
+    ev = TradingEvaluator(
+        MarketSpec.of(data, trading=TradingConfig(), window=16, bars_per_year=8760)
+    )
     out = ev.compare(ConstantPolicy([0.5, 0.5]))
     assert set(out) == {"agent", "buy_and_hold"}
     assert out["agent"]["bars"] == out["buy_and_hold"]["bars"] == 200 - 16 - 1
     with pytest.raises(ValueError, match="needs at least 18"):
-        TradingEvaluator(random_walk(num_bars=17), TradingConfig(), window=16, bars_per_year=8760)
+        TradingEvaluator(
+            MarketSpec.of(
+                random_walk(num_bars=17), trading=TradingConfig(), window=16, bars_per_year=8760
+            )
+        )
 
 
 def test_baselines_run_with_the_agents_costs_and_bars():
     data = random_walk(num_bars=400, num_assets=2)
     trading = TradingConfig()
     recs = run_baselines(
-        ["buy_and_hold", "flat", "random", "ma_crossover"], data, trading, 16, 8760
+        ["buy_and_hold", "flat", "random", "ma_crossover"],
+        MarketSpec.of(data, trading=trading, window=16, bars_per_year=8760),
     )
     steps = 400 - 16 - 1
     for rec in recs.values():
@@ -102,7 +113,9 @@ def test_baselines_run_with_the_agents_costs_and_bars():
     assert recs["random"].runs == 5 and recs["random"].costs.sum(axis=0).min() > 0
     # the random runs differ from each other, and the same seed repeats them
     assert np.unique(recs["random"].equity[-1]).size == 5
-    again = run_baselines(["random"], data, trading, 16, 8760)["random"]
+    again = run_baselines(
+        ["random"], MarketSpec.of(data, trading=trading, window=16, bars_per_year=8760)
+    )["random"]
     np.testing.assert_array_equal(again.equity, recs["random"].equity)
     # MA crossover: long only, 1/A per asset when long, never before the slow average exists
     w = recs["ma_crossover"].weights[:, 0]
@@ -125,10 +138,13 @@ def test_a_backtest_is_not_cut_short_by_the_ruin_threshold():
     data = make_market(open_, open_ * 0.99)  # a crash
     res = run_backtest(
         PolicyActor(ConstantPolicy([1.0])),
-        data,
-        TradingConfig(ruin_threshold=0.5),
-        window=4,
-        bars_per_year=8760,
+        MarketSpec.of(
+            data, trading=TradingConfig(ruin_threshold=0.5), window=4, bars_per_year=8760
+        ),
     )
-    assert len(res.equity) == len(buy_and_hold(data, TradingConfig(), 4).equity) == 60 - 4
+    assert (
+        len(res.equity)
+        == len(buy_and_hold(MarketSpec.of(data, trading=TradingConfig(), window=4)).equity)
+        == 60 - 4
+    )
     assert res.equity[-1, 0] < 0.2 * 10_000

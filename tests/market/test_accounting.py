@@ -6,16 +6,18 @@ import numpy as np
 import pytest
 
 from adan.market import MarketSimulator, TradingConfig
+from adan.market.spec import MarketSpec
 from adan.rewards import SimpleReward
 from tests.market.markets import Rewarded, make_market, random_walk
 
 
-def one_start_sim(open_, close, window=2, **kwargs):
+def one_start_sim(open_, close, window=2, trading=None):
     """A single-env simulator whose data leaves exactly one possible start bar (window - 1)."""
     data = make_market(open_, close)
     episode_length = len(data) - window - 1
+    spec = MarketSpec.of(data, trading, window=window)
     return Rewarded(
-        MarketSimulator(data, 1, window, episode_length, **kwargs), SimpleReward(scale=1.0)
+        MarketSimulator(spec, 1, episode_length=episode_length), SimpleReward(scale=1.0)
     )
 
 
@@ -53,7 +55,7 @@ def test_two_step_hand_computed_costs_and_equity():
 
 
 def test_flat_policy_pays_nothing_and_keeps_equity(market):
-    sim = Rewarded(MarketSimulator(market, 4, window=8, episode_length=20, seed=0))
+    sim = Rewarded(MarketSimulator(MarketSpec.of(market, window=8), 4, episode_length=20, seed=0))
     for _ in range(45):  # crosses episode ends (the core keeps stepping; costs stay zero)
         done_before = sim.step_count >= 20
         _, reward, _, _, info = sim.step(np.zeros((4, 2)), reset_mask=done_before)
@@ -65,7 +67,8 @@ def test_flat_policy_pays_nothing_and_keeps_equity(market):
 
 def test_simple_reward_is_log_equity_change_net_of_costs(market):
     sim = Rewarded(
-        MarketSimulator(market, 8, window=8, episode_length=50, seed=1), SimpleReward(scale=1.0)
+        MarketSimulator(MarketSpec.of(market, window=8), 8, episode_length=50, seed=1),
+        SimpleReward(scale=1.0),
     )
     rng = np.random.default_rng(0)
     equity = sim.portfolio.equity.copy()
@@ -79,7 +82,7 @@ def test_simple_reward_is_log_equity_change_net_of_costs(market):
 
 
 def test_book_identity_equity_is_initial_plus_realised_plus_unrealised(market):
-    sim = MarketSimulator(market, 16, window=8, episode_length=100, seed=2)
+    sim = MarketSimulator(MarketSpec.of(market, window=8), 16, episode_length=100, seed=2)
     rng = np.random.default_rng(1)
     for _ in range(60):
         sim.step(rng.uniform(-1, 1, (16, 2)))
@@ -120,7 +123,7 @@ def test_gap_between_close_and_next_open_hits_the_held_position():
 @pytest.mark.parametrize("steps", [1, 7])
 def test_no_look_ahead_observation_ignores_every_later_bar(steps):
     base = random_walk(num_bars=300, seed=3)
-    sim = MarketSimulator(base, 1, window=16, episode_length=50, seed=11)
+    sim = MarketSimulator(MarketSpec.of(base, window=16), 1, episode_length=50, seed=11)
     cut = int(sim.t[0]) + steps  # the env will be at bar `cut` after `steps` steps
     rng = np.random.default_rng(5)
     later = slice(cut + 1, None)
@@ -130,7 +133,7 @@ def test_no_look_ahead_observation_ignores_every_later_bar(steps):
     open_[later] *= rng.uniform(0.2, 5.0, open_[later].shape)
     close[later] *= rng.uniform(0.2, 5.0, close[later].shape)
     altered = make_market(open_, close, features)
-    sim2 = MarketSimulator(altered, 1, window=16, episode_length=50, seed=11)
+    sim2 = MarketSimulator(MarketSpec.of(altered, window=16), 1, episode_length=50, seed=11)
 
     actions = rng.uniform(-1, 1, (steps, 1, 2))
     for k in range(steps):
@@ -148,7 +151,7 @@ def test_no_look_ahead_observation_ignores_every_later_bar(steps):
 
 def test_observation_window_is_the_last_window_bars():
     data = random_walk(num_bars=200, num_assets=2, num_features=3, seed=4)
-    sim = MarketSimulator(data, 5, window=10, episode_length=30, seed=0)
+    sim = MarketSimulator(MarketSpec.of(data, window=10), 5, episode_length=30, seed=0)
     obs = sim.observe()
     for i, t in enumerate(sim.t):
         np.testing.assert_array_equal(obs["market"][i], data.features[t - 9 : t + 1])
@@ -162,11 +165,11 @@ def test_observation_window_is_the_last_window_bars():
 
 def test_rejects_data_too_short_and_bad_prices():
     with pytest.raises(ValueError, match="at least 75"):
-        MarketSimulator(random_walk(num_bars=74), 1, window=10, episode_length=64)
+        MarketSimulator(MarketSpec.of(random_walk(num_bars=74), window=10), 1, episode_length=64)
     data = random_walk(num_bars=100)
     data.close[5, 0] = -1.0
     with pytest.raises(ValueError, match="close must be finite and > 0"):
-        MarketSimulator(data, 1, window=10, episode_length=20)
+        MarketSimulator(MarketSpec.of(data, window=10), 1, episode_length=20)
 
 
 def test_costs_scale_with_config():

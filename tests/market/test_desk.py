@@ -12,6 +12,7 @@ from adan.data.bars import MarketData
 from adan.market import MarketSimulator, TradingConfig
 from adan.market.behaviour import BehaviourConfig
 from adan.market.risk import RiskConfig
+from adan.market.spec import MarketSpec
 from adan.market.stops import StopsConfig
 from tests.market.markets import Rewarded, make_market
 from tests.market.profiles import trading_profile
@@ -28,8 +29,13 @@ def scripted(open_, close, low=None, high=None) -> MarketData:
 
 def simulator(data, trading, window=4, envs=1, **kw) -> MarketSimulator:
     length = len(data) - window - 1  # one episode over all bars, starting at bar window - 1
-    return MarketSimulator(data, envs, window=window, episode_length=length, trading=trading,
-                           seed=0, **kw)  # fmt: skip
+    return MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=window),
+        envs,
+        episode_length=length,
+        seed=0,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +99,9 @@ def test_behaviour_engine_scales_orders_and_the_regime_reaches_obs_and_reward():
     data = synthetic()
     trading = TradingConfig(**FREE, dbe=BehaviourConfig(enabled=True, smoothing=1.0),
                             regime={"observe": True})  # fmt: skip
-    sim = MarketSimulator(data, 8, window=16, episode_length=200, trading=trading, seed=4)
+    sim = MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=16), 8, episode_length=200, seed=4
+    )
     obs = sim.observe()
     table = {name: p for name, p in trading.dbe.regimes.items()}
     sizes = []
@@ -122,12 +130,19 @@ def test_profiles_run_as_sub_batches_identical_to_separate_runs():
         "moderate",
         "aggressive",
     ]
-    sim = Rewarded(MarketSimulator(data, 6, window=16, episode_length=120, trading=multi, seed=10))
+    sim = Rewarded(
+        MarketSimulator(
+            MarketSpec.of(data, trading=multi, window=16), 6, episode_length=120, seed=10
+        )
+    )
     np.testing.assert_array_equal(sim.profile, [0, 0, 1, 1, 2, 2])
     singles = [
         Rewarded(
             MarketSimulator(
-                data, 2, window=16, episode_length=120, trading=multi.only(name), seed=10 + 2 * i
+                MarketSpec.of(data, trading=multi.only(name), window=16),
+                2,
+                episode_length=120,
+                seed=10 + 2 * i,
             )
         )  # fmt: skip
         for i, name in enumerate(sim.profile_names)
@@ -154,13 +169,19 @@ def test_checkpoint_resume_is_exact_with_every_stage_on():
     trading = trading_profile("multi_profile")
     rng = np.random.default_rng(1)
     actions = rng.uniform(-1, 1, (80, 6, 2))
-    sim = Rewarded(MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=3))
+    sim = Rewarded(
+        MarketSimulator(
+            MarketSpec.of(data, trading=trading, window=16), 6, episode_length=50, seed=3
+        )
+    )
     for a in actions[:30]:
         sim.step(a)
     state = sim.get_state()
     expected = [sim.step(a) for a in actions[30:]]
     other = Rewarded(
-        MarketSimulator(data, 6, window=16, episode_length=50, trading=trading, seed=99)
+        MarketSimulator(
+            MarketSpec.of(data, trading=trading, window=16), 6, episode_length=50, seed=99
+        )
     )
     other.set_state(state)
     got = [other.step(a) for a in actions[30:]]
@@ -218,9 +239,15 @@ def test_risk_per_trade_sizes_from_the_stop_the_desk_will_set(mode):
 
     data = synthetic()
     stops = StopsConfig(mode=mode, stop_loss=0.04 if mode == "pct" else 2.0, atr_window=14)
-    trading = TradingConfig(**FREE, max_leverage=5.0, stops=stops,
-                            sizing=SizingConfig(mode="risk_per_trade", risk_per_trade=0.01))  # fmt: skip
-    sim = MarketSimulator(data, 4, window=16, episode_length=100, trading=trading, seed=0)
+    trading = TradingConfig(
+        **FREE,
+        max_leverage=5.0,
+        stops=stops,
+        sizing=SizingConfig(mode="risk_per_trade", risk_per_trade=0.01),
+    )
+    sim = MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=16), 4, episode_length=100, seed=0
+    )
     t = sim.t.copy()
     weights = sim.desk.decide(np.full((4, 2), 0.5), t, sim.portfolio)
     if mode == "pct":
@@ -285,8 +312,11 @@ def test_limit_entry_inside_a_bar_does_not_take_that_bars_high_as_its_target():
     open_, close = np.full(n, 100.0), np.full(n, 100.0)
     high, low = open_ + 0.5, open_ - 0.5
     open_[5], high[5], low[5], close[5] = 100.5, 106.0, 97.0, 101.0  # buy limit at 100 fills
-    trading = TradingConfig(**FREE, execution=ExecutionConfig(order_type="limit"),
-                            stops=StopsConfig(mode="pct", stop_loss=0.05, take_profit=0.05))  # fmt: skip
+    trading = TradingConfig(
+        **FREE,
+        execution=ExecutionConfig(order_type="limit"),
+        stops=StopsConfig(mode="pct", stop_loss=0.05, take_profit=0.05),
+    )
     sim = simulator(scripted(open_, close, low=low, high=high), trading)
     sim.step(np.array([[0.0]]))
     _, _, _, _, info = sim.step(np.array([[1.0]]))  # decided at bar 4, fills in bar 5 at 100
@@ -301,7 +331,9 @@ def test_behaviour_engine_never_lifts_gross_above_max_leverage():
                           regimes={r: {"size": 1.5, "exposure": 2.0}
                                    for r in ("bull", "bear", "sideways", "volatile")})  # fmt: skip
     trading = TradingConfig(**FREE, max_leverage=1.0, dbe=dbe)
-    sim = MarketSimulator(data, 8, window=16, episode_length=100, trading=trading, seed=0)
+    sim = MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=16), 8, episode_length=100, seed=0
+    )
     for _ in range(20):
         weights = sim.desk.decide(np.full((8, 2), 1.0), sim.t, sim.portfolio)
         assert np.abs(weights).sum(axis=1).max() <= 1.0 + 1e-12
@@ -317,9 +349,12 @@ def test_a_profile_without_the_engine_is_not_capped_by_one_with_it():
         "plain": ProfileConfig(),
     }
     trading = TradingConfig(**FREE, max_leverage=2.0, profiles=profiles)
-    sim = MarketSimulator(data, 4, window=16, episode_length=100, trading=trading, seed=0)
-    alone = MarketSimulator(data, 2, window=16, episode_length=100,
-                            trading=trading.only("plain"), seed=2)  # fmt: skip
+    sim = MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=16), 4, episode_length=100, seed=0
+    )
+    alone = MarketSimulator(
+        MarketSpec.of(data, trading=trading.only("plain"), window=16), 2, episode_length=100, seed=2
+    )
     both = sim.desk.decide(np.full((4, 2), 1.0), sim.t, sim.portfolio)
     single = alone.desk.decide(np.full((2, 2), 1.0), alone.t, alone.portfolio)
     np.testing.assert_array_equal(both[2:], single)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from adan.market import BatchRNG, MarketSimulator, TradingConfig, target_weights
+from adan.market.spec import MarketSpec
 from adan.rewards import AdaptiveReward
 from tests.market.markets import Rewarded, make_market, random_walk
 
 
 def test_ruin_terminates_and_reports_the_episode():
     close = np.array([100.0] * 4 + [40.0] * 10)
-    sim = MarketSimulator(make_market(close, close), 1, window=3, episode_length=10)
+    sim = MarketSimulator(MarketSpec.of(make_market(close, close), window=3), 1, episode_length=10)
     sim.t[:] = 2  # bar 3 still at 100: buy there, then the price falls 60 % at bar 4
     _, _, term, trunc, info = sim.step(np.array([[1.0]]))
     assert not term[0] and "episode" not in info
@@ -24,7 +25,9 @@ def test_ruin_terminates_and_reports_the_episode():
 def test_no_ruin_with_threshold_zero_until_equity_is_gone():
     close = np.array([100.0] * 4 + [40.0] * 10)
     cfg = TradingConfig(ruin_threshold=0.0)
-    sim = MarketSimulator(make_market(close, close), 1, 3, 10, trading=cfg)
+    sim = MarketSimulator(
+        MarketSpec.of(make_market(close, close), trading=cfg, window=3), 1, episode_length=10
+    )
     sim.t[:] = 2
     sim.step(np.array([[1.0]]))
     _, _, term, _, _ = sim.step(np.array([[1.0]]))
@@ -32,7 +35,7 @@ def test_no_ruin_with_threshold_zero_until_equity_is_gone():
 
 
 def test_truncation_exactly_at_episode_length(market):
-    sim = MarketSimulator(market, 3, window=8, episode_length=12, seed=0)
+    sim = MarketSimulator(MarketSpec.of(market, window=8), 3, episode_length=12, seed=0)
     for k in range(1, 13):
         _, _, term, trunc, info = sim.step(np.zeros((3, 2)))
         assert not term.any()
@@ -42,22 +45,22 @@ def test_truncation_exactly_at_episode_length(market):
 
 
 def test_episode_starts_cover_the_allowed_range_reproducibly(market):
-    sim = MarketSimulator(market, 2000, window=30, episode_length=300, seed=9)
+    sim = MarketSimulator(MarketSpec.of(market, window=30), 2000, episode_length=300, seed=9)
     starts = sim.t.copy()
     assert starts.min() == 29 and starts.max() == len(market) - 300 - 2
-    again = MarketSimulator(market, 2000, window=30, episode_length=300, seed=9)
+    again = MarketSimulator(MarketSpec.of(market, window=30), 2000, episode_length=300, seed=9)
     np.testing.assert_array_equal(starts, again.t)
-    other = MarketSimulator(market, 2000, window=30, episode_length=300, seed=10)
+    other = MarketSimulator(MarketSpec.of(market, window=30), 2000, episode_length=300, seed=10)
     assert not np.array_equal(starts, other.t)
 
 
 def test_env_i_of_a_batch_seeded_s_equals_a_lone_env_seeded_s_plus_i(market):
-    batch = MarketSimulator(market, 5, window=8, episode_length=20, seed=100)
+    batch = MarketSimulator(MarketSpec.of(market, window=8), 5, episode_length=20, seed=100)
     for i in range(5):
-        lone = MarketSimulator(market, 1, window=8, episode_length=20, seed=100 + i)
+        lone = MarketSimulator(MarketSpec.of(market, window=8), 1, episode_length=20, seed=100 + i)
         assert lone.t[0] == batch.t[i]
     batch.reset(seed=7)
-    lone = MarketSimulator(market, 1, window=8, episode_length=20, seed=0)
+    lone = MarketSimulator(MarketSpec.of(market, window=8), 1, episode_length=20, seed=0)
     lone.reset(seed=[7 + 3])
     assert lone.t[0] == batch.t[3]
 
@@ -75,7 +78,9 @@ def test_batch_rng_subset_draws_match_full_draws():
 
 def test_trading_summary_matches_the_equity_path(market):
     sim = Rewarded(
-        MarketSimulator(market, 4, window=8, episode_length=40, seed=5, bars_per_year=252)
+        MarketSimulator(
+            MarketSpec.of(market, window=8, bars_per_year=252), 4, episode_length=40, seed=5
+        )
     )
     rng = np.random.default_rng(2)
     equity = [sim.portfolio.equity.copy()]
@@ -102,7 +107,7 @@ def test_trading_summary_matches_the_equity_path(market):
 
 
 def test_win_rate_and_trades_count_only_bars_with_a_position(market):
-    sim = MarketSimulator(market, 1, window=8, episode_length=10, seed=5)
+    sim = MarketSimulator(MarketSpec.of(market, window=8), 1, episode_length=10, seed=5)
     for _ in range(10):
         _, _, _, _, info = sim.step(np.zeros((1, 2)))
     assert info["trading"]["win_rate"][0] == 0.0 and info["trading"]["trades"][0] == 0
@@ -112,7 +117,9 @@ def test_win_rate_and_trades_count_only_bars_with_a_position(market):
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])
 def test_shorting_disabled_never_holds_negative_units(market, mode):
     cfg = TradingConfig(allow_short=False, action_mode=mode)
-    sim = MarketSimulator(market, 4, window=8, episode_length=30, trading=cfg, seed=0)
+    sim = MarketSimulator(
+        MarketSpec.of(market, trading=cfg, window=8), 4, episode_length=30, seed=0
+    )
     action = np.full((4, 2), -1.0) if mode == "continuous" else np.zeros((4, 2), dtype=np.int64)
     sim.step(action)
     assert np.all(sim.portfolio.units == 0.0)
@@ -144,7 +151,9 @@ def test_nan_actions_are_refused():
 
 def test_leverage_cap_respected_in_the_book(market):
     cfg = TradingConfig(max_leverage=1.5)
-    sim = MarketSimulator(market, 8, window=8, episode_length=50, trading=cfg, seed=3)
+    sim = MarketSimulator(
+        MarketSpec.of(market, trading=cfg, window=8), 8, episode_length=50, seed=3
+    )
     rng = np.random.default_rng(0)
     for _ in range(10):
         _, _, _, _, info = sim.step(rng.uniform(-1, 1, (8, 2)) * 3)
@@ -171,7 +180,8 @@ def test_get_state_set_state_continues_bit_exactly():
 
     def make():
         return Rewarded(
-            MarketSimulator(data, 6, window=8, episode_length=15, seed=4), AdaptiveReward()
+            MarketSimulator(MarketSpec.of(data, window=8), 6, episode_length=15, seed=4),
+            AdaptiveReward(),
         )
 
     rng = np.random.default_rng(0)

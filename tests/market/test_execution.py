@@ -9,6 +9,7 @@ import pytest
 from adan.errors import ConfigError
 from adan.market import ExecutionConfig, MarketSimulator, TradingConfig
 from adan.market.execution import ExecutionModel, estimated_half_spread
+from adan.market.spec import MarketSpec
 from adan.rewards import SimpleReward
 from tests.market.markets import Rewarded, make_market, random_walk
 
@@ -78,7 +79,9 @@ def test_participation_cap_fills_in_part_and_works_the_rest_until_ttl():
         fee_bps=0, half_spread_bps=0, slippage_bps=0,
         execution=ExecutionConfig(participation=0.1, ttl=4),
     )  # fmt: skip
-    sim = MarketSimulator(data, 1, window=4, episode_length=30, trading=trading, seed=0)
+    sim = MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=4), 1, episode_length=30, seed=0
+    )
     held = []
     for _ in range(6):  # wants 10_000 / 100 = 100 units; the same action every bar
         _, _, _, _, info = sim.step(np.array([[1.0]]))
@@ -94,7 +97,7 @@ def test_participation_cap_fills_in_part_and_works_the_rest_until_ttl():
 
 def test_without_a_cap_orders_fill_in_full_every_bar():
     data = flat_market(volume=30.0)
-    sim = MarketSimulator(data, 1, window=4, episode_length=30, seed=0)
+    sim = MarketSimulator(MarketSpec.of(data, window=4), 1, episode_length=30, seed=0)
     sim.step(np.array([[1.0]]))
     assert sim.portfolio.units[0, 0] * 100 == pytest.approx(sim.desk.equity_open[0])
 
@@ -110,7 +113,9 @@ def test_limit_orders_fill_only_when_the_bar_trades_through_at_the_maker_fee():
     low[6] = 99.0
     data = replace(data, high=high[:, None], low=low[:, None], volume=np.full((27, 1), 1e9))
     trading = TradingConfig(execution=ExecutionConfig(order_type="limit", maker_fee_bps=1.0, ttl=5))
-    sim = MarketSimulator(data, 1, window=5, episode_length=21, trading=trading, seed=0)
+    sim = MarketSimulator(
+        MarketSpec.of(data, trading=trading, window=5), 1, episode_length=21, seed=0
+    )
     assert sim.t[0] == 4
     _, _, _, _, info = sim.step(np.array([[1.0]]))
     assert sim.portfolio.units[0, 0] == 0.0  # bar 5 never traded down to 100
@@ -128,8 +133,12 @@ def test_every_cost_of_a_fill_is_recorded_and_paid_out_of_the_reward():
     actions = np.sin(np.arange(40))[:, None] * np.array([[1.0, -0.7]])
     runs = {}
     for name, trading in (("costly", base), ("free", free)):
-        sim = Rewarded(MarketSimulator(data, 1, window=8, episode_length=60, trading=trading,
-                                       seed=1), SimpleReward())  # fmt: skip
+        sim = Rewarded(
+            MarketSimulator(
+                MarketSpec.of(data, trading=trading, window=8), 1, episode_length=60, seed=1
+            ),
+            SimpleReward(),
+        )
         rewards, infos = [], []
         for a in actions:
             _, r, _, _, info = sim.step(a[None])

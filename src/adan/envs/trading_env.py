@@ -7,13 +7,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from adan.data.bars import MarketData
 from adan.envs.rewarded import RewardedMarket
 from adan.envs.schema import TradingEnvSchema
 from adan.envs.spaces import action_space, observation_space
 from adan.envs.validation import ObservationValidator
-from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
+from adan.market.spec import MarketSpec
 from adan.rewards.base import RewardFunction
 
 
@@ -32,7 +31,8 @@ def _scalars(info: dict[str, Any]) -> dict[str, Any]:
 
 
 class TradingEnv(gym.Env):
-    """One account trading ``data``; see `MarketSimulator` for timing, actions and spaces.
+    """One account trading ``spec`` (a `MarketSpec`); see `MarketSimulator` for timing, actions
+    and spaces.
 
     Observation: dict ``market`` float32 [window, A, F], ``market_<rule>`` per higher timeframe
     of ``data.timeframes`` and ``portfolio`` float32 [A + 2].
@@ -50,21 +50,16 @@ class TradingEnv(gym.Env):
 
     def __init__(
         self,
-        data: MarketData,
-        trading: TradingConfig,
+        spec: MarketSpec,
         reward: RewardFunction,
-        window: int = TradingEnvSchema.window,
         episode_length: int = TradingEnvSchema.episode_length,
         seed: int | None = None,
-        bars_per_year: float | None = TradingEnvSchema.bars_per_year,
         validate_every_step: bool = TradingEnvSchema.validate_every_step,
     ) -> None:
-        self.simulator = MarketSimulator(
-            data, 1, window, episode_length, trading, seed, bars_per_year
-        )
+        self.simulator = MarketSimulator(spec, 1, episode_length, seed)
         self.market = RewardedMarket(self.simulator, reward)  # the reward is the env's
         self.observation_space = observation_space(self.simulator.observation_shapes)
-        self.action_space = action_space(self.simulator.trading, data.num_assets)
+        self.action_space = action_space(spec.trading, spec.data.num_assets)
         self._needs_reset = True
         self.validate_every_step = bool(validate_every_step)
         self.validator = ObservationValidator(self.observation_space)

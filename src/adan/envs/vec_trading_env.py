@@ -8,18 +8,18 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from adan.data.bars import MarketData
 from adan.envs.rewarded import RewardedMarket
 from adan.envs.schema import TradingEnvSchema
 from adan.envs.spaces import action_space, observation_space
 from adan.envs.validation import ObservationValidator
-from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
+from adan.market.spec import MarketSpec
 from adan.rewards.base import RewardFunction
 
 
 class VecTradingEnv(VectorEnv):
-    """``num_envs`` accounts stepped together by array operations (no per-env Python loop).
+    """``num_envs`` accounts trading ``spec`` (a `MarketSpec`: the data, the trading rules, the
+    window), stepped together by array operations (no per-env Python loop).
 
     Spaces: ``single_observation_space`` is Dict(market: float32 [window, A, F],
     market_<rule>: float32 [W_rule, A, F_rule] per higher timeframe of ``data.timeframes``,
@@ -49,26 +49,21 @@ class VecTradingEnv(VectorEnv):
 
     def __init__(
         self,
-        data: MarketData,
-        trading: TradingConfig,
+        spec: MarketSpec,
         reward: RewardFunction,
         num_envs: int = TradingEnvSchema.num_envs,
-        window: int = TradingEnvSchema.window,
         episode_length: int = TradingEnvSchema.episode_length,
         seed: int | None = None,
         autoreset_mode: str | AutoresetMode = TradingEnvSchema.autoreset_mode,
-        bars_per_year: float | None = TradingEnvSchema.bars_per_year,
         validate_every_step: bool = TradingEnvSchema.validate_every_step,
     ) -> None:
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode, "render_modes": []}
-        self.simulator = MarketSimulator(
-            data, num_envs, window, episode_length, trading, seed, bars_per_year
-        )
+        self.simulator = MarketSimulator(spec, num_envs, episode_length, seed)
         self.market = RewardedMarket(self.simulator, reward)  # the reward is the env's
         self.num_envs = int(num_envs)
         self.single_observation_space = observation_space(self.simulator.observation_shapes)
-        self.single_action_space = action_space(self.simulator.trading, data.num_assets)
+        self.single_action_space = action_space(spec.trading, spec.data.num_assets)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)

@@ -15,11 +15,10 @@ import numpy as np
 import torch
 
 from adan.agents.rollout import obs_to_tensor
-from adan.data.bars import MarketData
 from adan.evaluation.metrics import performance
 from adan.evaluation.records import BacktestRecord
-from adan.market.config import TradingConfig
 from adan.market.simulator import MarketSimulator
+from adan.market.spec import MarketSpec
 
 Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]  # (obs, bar t [N]) -> [N, A]
 
@@ -39,34 +38,25 @@ class PolicyActor:
 
 def run_backtest(
     actor: Actor,
-    data: MarketData,
-    trading: TradingConfig,
-    window: int,
-    bars_per_year: float,
+    spec: MarketSpec,
     num_runs: int = 1,
     seed: int = 0,
     name: str = "agent",
 ) -> BacktestRecord:
-    """Step ``num_runs`` accounts with ``actor`` from bar ``window-1`` to the second-to-last
+    """Step ``num_runs`` accounts with ``actor`` over ``spec``'s data, from bar ``window-1``
+    (``spec.window``) to the second-to-last
     bar (the simulator keeps the last one spare), marking each at the next bar's close.
 
     Every run starts at the same bar; runs differ only through the actor (e.g. one random
     seed each). The trading config's ruin threshold does not apply: a backtest scores every
     strategy over the same whole period, however badly it does.
     """
+    data, window = spec.data, spec.window
     length = len(data) - window - 1
     if length < 1:
         raise ValueError(f"a backtest needs more than window + 1 = {window + 1} bars")
-    trading = replace(trading, ruin_threshold=0.0)
-    sim = MarketSimulator(
-        data,
-        num_envs=num_runs,
-        window=window,
-        episode_length=length,
-        trading=trading,
-        seed=seed,
-        bars_per_year=bars_per_year,
-    )
+    trading = replace(spec.trading, ruin_threshold=0.0)
+    sim = MarketSimulator(replace(spec, trading=trading), num_runs, length, seed=seed)
     obs = sim.reset(seed=seed)
     start = int(sim.t[0])
     a = data.num_assets

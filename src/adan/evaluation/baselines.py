@@ -22,6 +22,7 @@ from adan.evaluation.backtest import run_backtest
 from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
+from adan.market.spec import MarketSpec
 
 BASELINES = ("buy_and_hold", "flat", "random", "ma_crossover")
 LABELS = {
@@ -48,8 +49,9 @@ def _buy_and_hold_units(
     return equity, units, budget * cost_rate, budget
 
 
-def buy_and_hold(data: MarketData, trading: TradingConfig, window: int) -> BacktestRecord:
-    """The buy-and-hold record over the bars a backtest with ``window`` covers."""
+def buy_and_hold(spec: MarketSpec) -> BacktestRecord:
+    """The buy-and-hold record over the bars a backtest of ``spec`` covers."""
+    data, trading, window = spec.data, spec.trading, spec.window
     start = window - 1
     steps = len(data) - window - 1  # as many steps as the agent's backtest
     equity, units, cost, bought = _buy_and_hold_units(data, start, trading)
@@ -122,16 +124,14 @@ class MACrossoverActor:
 
 def run_baselines(
     names: tuple[str, ...] | list[str],
-    data: MarketData,
-    trading: TradingConfig,
-    window: int,
-    bars_per_year: float,
+    spec: MarketSpec,
     random_runs: int = 5,
     seed: int = 0,
     ma_fast: int = 24,
     ma_slow: int = 96,
 ) -> dict[str, BacktestRecord]:
-    """Records of the named baselines over ``data`` (see the module docstring)."""
+    """Records of the named baselines over ``spec``'s data (see the module docstring)."""
+    data, trading = spec.data, spec.trading
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
@@ -141,7 +141,7 @@ def run_baselines(
     out: dict[str, BacktestRecord] = {}
     for name in names:
         if name == "buy_and_hold":
-            out[name] = buy_and_hold(data, trading, window)
+            out[name] = buy_and_hold(spec)
             continue
         if name == "flat":
             actor, cfg, runs = FlatActor(), weights_cfg, 1
@@ -151,6 +151,6 @@ def run_baselines(
         else:
             actor, cfg, runs = MACrossoverActor(data.close, ma_fast, ma_slow), weights_cfg, 1
         out[name] = run_backtest(
-            actor, data, cfg, window, bars_per_year, num_runs=runs, seed=seed, name=name
+            actor, replace(spec, trading=cfg), num_runs=runs, seed=seed, name=name
         )
     return out

@@ -181,11 +181,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def policy_from_checkpoint(ckpt: dict[str, Any], data: MarketData, trading: Any) -> torch.nn.Module:
-    """The checkpoint's actor-critic, rebuilt from its model config for ``data``'s spaces, in
+def policy_from_checkpoint(ckpt: dict[str, Any], spec: MarketSpec) -> torch.nn.Module:
+    """The checkpoint's actor-critic, rebuilt from its model config for ``spec``'s spaces, in
     eval mode, with the trained weights."""
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    spec = MarketSpec.of(data, trading, int(cfg.env.window))
+    if spec.window != int(cfg.env.window):
+        raise ValueError(
+            f"the checkpoint was trained with env.window={cfg.env.window}, the spec has "
+            f"window={spec.window}: its network reads windows of the training length"
+        )
     policy = instantiate(cfg.model)(*spaces_of(spec))
     state = {
         k[len("policy.") :].replace("_orig_mod.", ""): v

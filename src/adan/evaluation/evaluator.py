@@ -6,40 +6,31 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from adan.data.bars import MarketData
 from adan.evaluation.backtest import PolicyActor, record_performance, run_backtest
 from adan.evaluation.baselines import buy_and_hold
 from adan.evaluation.records import BacktestRecord
-from adan.market.config import TradingConfig
+from adan.market.spec import MarketSpec
 
 
 class TradingEvaluator:
     """Scores a policy on one split: ``__call__`` gives the agent's metrics (for ``val/…``),
     ``compare`` the agent beside buy-and-hold (the closing summary)."""
 
-    def __init__(
-        self,
-        data: MarketData,
-        trading: TradingConfig,
-        window: int,
-        bars_per_year: float,
-    ) -> None:
+    def __init__(self, spec: MarketSpec) -> None:
+        data, window = spec.data, spec.window
         split = data.meta.get("split", "evaluation")
         if len(data) < window + 2:
             raise ValueError(
                 f"the {split} split has {len(data)} bars; a backtest with env.window={window} "
                 f"needs at least {window + 2}: lengthen the data or change data.split"
             )
-        self.data, self.trading = data, trading
-        self.window, self.bars_per_year = window, bars_per_year
+        self.spec, self.data, self.trading = spec, data, spec.trading
+        self.window, self.bars_per_year = window, spec.bars_per_year
         # Several trading profiles: one backtest each (an account runs one profile).
-        self.profiles = [name for name, _ in trading.profile_configs()]
+        self.profiles = [name for name, _ in spec.trading.profile_configs()]
 
     def backtest(self, policy: torch.nn.Module) -> BacktestRecord:
-        return run_backtest(
-            PolicyActor(policy), self.data, self.trading, self.window,
-            self.bars_per_year, num_runs=len(self.profiles),
-        )  # fmt: skip
+        return run_backtest(PolicyActor(policy), self.spec, num_runs=len(self.profiles))
 
     def _agent(self, policy: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict]]:
         """(the agent's metrics, per-profile metrics when there are several profiles; the
@@ -67,7 +58,7 @@ class TradingEvaluator:
     def compare(self, policy: torch.nn.Module) -> dict[str, dict[str, float]]:
         """The agent (and each profile, when several) beside buy-and-hold."""
         mean, each = self._agent(policy)
-        bh = buy_and_hold(self.data, self.trading, self.window)
+        bh = buy_and_hold(self.spec)
         out = {"agent": mean}
         out.update({f"agent_{name}": metrics for name, metrics in each.items()})
         out["buy_and_hold"] = record_performance(bh, self.bars_per_year)

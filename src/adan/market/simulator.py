@@ -9,10 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from adan.data.bars import MarketData
 from adan.data.regimes import NUM_REGIMES
 from adan.market.batch import row_count, row_dot, row_sum
-from adan.market.config import TradingConfig
 from adan.market.desk import TradingDesk
 from adan.market.episode import EpisodeStats
 from adan.market.execution import Fills
@@ -101,25 +99,15 @@ class MarketSimulator:
 
     def __init__(
         self,
-        data: MarketData,
+        spec: MarketSpec,
         num_envs: int,
-        window: int = 32,
         episode_length: int = 256,
-        trading: TradingConfig | None = None,
         seed: SeedLike = None,
-        bars_per_year: float | None = None,
     ) -> None:
-        if bars_per_year is None:  # the data's own; hourly 24x7 bars when it does not say
-            bars_per_year = float(data.meta.get("bars_per_year", 24 * 365))
-        for name, value in (
-            ("num_envs", num_envs),
-            ("window", window),
-            ("episode_length", episode_length),
-        ):
+        data, window = spec.data, spec.window
+        for name, value in (("num_envs", num_envs), ("episode_length", episode_length)):
             if int(value) != value or value < 1:
                 raise ValueError(f"env.{name} must be a positive integer, got {value!r}")
-        if bars_per_year <= 0:
-            raise ValueError(f"env.bars_per_year must be > 0, got {bars_per_year!r}")
         num_bars = len(data)
         if num_bars < window + episode_length + 1:
             raise ValueError(
@@ -133,8 +121,8 @@ class MarketSimulator:
             int(episode_length),
         )
         self.num_assets, self.num_features = data.num_assets, data.num_features
-        self.trading = trading if trading is not None else TradingConfig()
-        self.bars_per_year = float(bars_per_year)
+        self.trading = spec.trading
+        self.bars_per_year = spec.bars_per_year
 
         self._open = self._prices(data.open, "open")
         self._close = self._prices(data.close, "close")
@@ -151,7 +139,7 @@ class MarketSimulator:
             (market_key(rule), _window_view(tf.features, tf.window), tf.index - (tf.window - 1))
             for rule, tf in data.timeframes.items()
         ]
-        self.spec = MarketSpec(data, self.trading, self.window, self.bars_per_year)
+        self.spec = spec
         self.observation_shapes = self.spec.observation_shapes  # the spaces are built from it
         if self.observe_regime:
             self._regime_onehot = np.eye(NUM_REGIMES, dtype=np.float32)

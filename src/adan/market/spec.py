@@ -16,6 +16,7 @@ from adan.data.regimes import NUM_REGIMES
 from adan.market.config import TradingConfig
 
 PORTFOLIO_EXTRA = 2  # portfolio vector = A weights + cash fraction + drawdown
+HOURLY_24X7 = 24 * 365  # bars per year of data that does not say (hand-built bars)
 
 
 def market_key(rule: str) -> str:
@@ -25,6 +26,10 @@ def market_key(rule: str) -> str:
 
 @dataclass(frozen=True)
 class MarketSpec:
+    """One market split as a task trades it; build it with :meth:`of`. Every component that
+    needs the data, the trading rules, the window or the annualisation takes this one object
+    (the simulator, both envs, the evaluator, the backtest and the baselines)."""
+
     data: MarketData
     trading: TradingConfig
     window: int
@@ -34,16 +39,24 @@ class MarketSpec:
     def of(
         cls,
         data: MarketData,
-        trading: TradingConfig,
+        trading: TradingConfig | None = None,
+        *,
         window: int,
         bars_per_year: float | None = None,
     ) -> MarketSpec:
-        """The spec of ``data``; ``bars_per_year`` None takes the data's own (a configured
-        value far from the data's is refused, see ``resolve_bars_per_year``)."""
+        """The spec of ``data`` traded under ``trading`` (None: ``TradingConfig()``) with
+        ``window`` bars of history per observation. ``bars_per_year`` None takes the data's own
+        (``meta``, from its bar interval and calendar; a value far from it is refused, see
+        ``resolve_bars_per_year``), or hourly 24x7 bars (8760) for data that does not say."""
+        if int(window) != window or window < 1:
+            raise ValueError(f"env.window must be a positive integer, got {window!r}")
         if "bars_per_year" in data.meta:
             bars_per_year = resolve_bars_per_year(bars_per_year, data.meta)
-        if bars_per_year is None:
-            raise ValueError("the data carries no bars_per_year: pass it")
+        elif bars_per_year is None:
+            bars_per_year = HOURLY_24X7
+        if bars_per_year <= 0:
+            raise ValueError(f"data.bars_per_year must be > 0, got {bars_per_year!r}")
+        trading = TradingConfig() if trading is None else trading
         return cls(data, trading, int(window), float(bars_per_year))
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from adan.evaluation.checkpoint import (
 from adan.evaluation.ensemble import COMBINE, ModelEnsemble, weights_from_scores
 from adan.evaluation.metrics import bar_returns
 from adan.evaluation.records import BacktestRecord, EvaluationResult
+from adan.market.spec import MarketSpec
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -63,25 +65,20 @@ def score(
 
 def evaluate_split(
     actor: Any,
-    data: MarketData,
-    trading: Any,
-    window: int,
-    bars_per_year: float,
+    spec: MarketSpec,
     baselines: list[str] | tuple[str, ...] = ("buy_and_hold", "flat", "random", "ma_crossover"),
     random_runs: int = 5,
     ma: tuple[int, int] = (24, 96),
     n_boot: int = 1000,
     seed: int = 0,
 ) -> EvaluationResult:
-    """The agent (``actor``) and the baselines over the whole of ``data``, scored."""
-    records = {"agent": run_backtest(actor, data, trading, window, bars_per_year)}
+    """The agent (``actor``) and the baselines over the whole of ``spec``'s data, scored."""
+    data, trading, bars_per_year = spec.data, spec.trading, spec.bars_per_year
+    records = {"agent": run_backtest(actor, spec)}
     records.update(
         run_baselines(
             list(baselines),
-            data,
-            trading,
-            window,
-            bars_per_year,
+            spec,
             random_runs=random_runs,
             seed=seed,
             ma_fast=ma[0],
@@ -229,9 +226,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trading = _one_profile(trading, cfg.get("profile"))
     window = int(train_cfg.env.window)
     data = select_period(market[cfg.split], cfg.period, window)
-    # the training run's annualisation (data.bars_per_year, or the bars' own); a configured one
-    # was checked against the evaluated bars' clock when the data was rebuilt
-    bpy = float(data.meta["bars_per_year"])
+    # the evaluated bars as the agent trades them; the annualisation is the training run's
+    # (data.bars_per_year, or the bars' own), checked against these bars when they were built
+    spec = MarketSpec.of(data, trading, window=window)
     overlap = _training_overlap(first[DATA_KEY], data)
     if overlap.get("val"):
         log.warning(
@@ -239,17 +236,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "(best checkpoint, ensemble weights): read the results as optimistic"
         )
 
-    policies = [policy_from_checkpoint(ck, data, trading) for ck in ckpts]
+    policies = [policy_from_checkpoint(ck, spec) for ck in ckpts]
     if len(policies) == 1:
         policy, member_weights = policies[0], None
     else:
         member_weights = None
         if cfg.ensemble.combine == "weighted":
-            val = market["val"]
+            val = replace(spec, data=market["val"])
             scores = [
-                record_performance(run_backtest(PolicyActor(p), val, trading, window, bpy), bpy)[
-                    "sharpe"
-                ]
+                record_performance(run_backtest(PolicyActor(p), val), val.bars_per_year)["sharpe"]
                 for p in policies
             ]
             member_weights = weights_from_scores(scores).tolist()
@@ -266,10 +261,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             )
     result = evaluate_split(
         PolicyActor(policy),
-        data,
-        trading,
-        window,
-        bpy,
+        spec,
         baselines=list(cfg.baselines),
         random_runs=int(cfg.random_runs),
         ma=(int(cfg.ma.fast), int(cfg.ma.slow)),

@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from adan.errors import DiskFullError, DivergenceError
 from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
 from adan.files import atomic_write_text, first_disk_full, is_disk_full
+from adan.market.spec import MarketSpec
 from adan.tasks.kinds import is_gym_task
 from adan.tasks.preflight import refuse_used_checkpoint_dir
 
@@ -49,22 +51,22 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
         splits = instantiate(cfg.data).build()
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
     trading = instantiate(cfg.trading)
-    bars_per_year = splits["train"].meta["bars_per_year"]  # the data's, or data.bars_per_year
-    env_factory = instantiate(cfg.env)
-    env = env_factory(
-        data=splits["train"],
-        trading=trading,
-        reward=instantiate(cfg.reward),
-        seed=cfg.seed,
-        bars_per_year=bars_per_year,
+    # what each split is traded as: the data (its bars per year), the rules and the window
+    train, val = (
+        MarketSpec.of(splits[k], trading, window=cfg.env.window) for k in ("train", "val")
     )
-    evaluator = TradingEvaluator(
-        data=splits["val"],
-        trading=trading,
-        window=cfg.env.window,
-        bars_per_year=bars_per_year,
-    )
-    return env, evaluator, splits
+    env_factory = instantiate(_env_settings(cfg.env))
+    env = env_factory(spec=train, reward=instantiate(cfg.reward), seed=cfg.seed)
+    return env, TradingEvaluator(val), splits
+
+
+def _env_settings(env: DictConfig) -> DictConfig:
+    """The env group without what the ``MarketSpec`` carries (``window``; the deprecated
+    ``bars_per_year``, moved to the data group before the run starts)."""
+    node = OmegaConf.to_container(env, resolve=True)
+    node.pop("window")
+    node.pop("bars_per_year", None)
+    return OmegaConf.create(node)
 
 
 def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], Any]:
@@ -204,12 +206,7 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
         # validation split (a full pass over train would cost several times the validation).
         train = splits["train"]
         recent = train.slice(max(0, len(train) - len(splits["val"])), len(train), name="train")
-        train_eval = TradingEvaluator(
-            data=recent,
-            trading=evaluator.trading,
-            window=evaluator.window,
-            bars_per_year=evaluator.bars_per_year,
-        )
+        train_eval = TradingEvaluator(replace(evaluator.spec, data=recent))
         summary["train"] = train_eval.compare(policy)
         summary["val"] = evaluator.compare(policy)
         summary["bars_per_year"] = evaluator.bars_per_year  # the annualisation of the ratios

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +66,11 @@ def walk_forward(cfg: DictConfig) -> dict[str, Any]:
             log.warning("walk-forward stopped in fold %d of %d", k + 1, len(folds))
             return {**fold_summary, "fold": k, "folds_done": k}
         val_scores.append(fold_summary["val"]["agent"])
-        trading = instantiate(cfg.trading)
+        # the fold's test bars, traded as its validation bars were (rules, window, annualisation)
+        test = replace(module.evaluator.spec, data=splits["test"])
         result = evaluate_split(
             PolicyActor(module.policy.eval()),
-            splits["test"],
-            trading,
-            int(cfg.env.window),
-            module.evaluator.bars_per_year,
+            test,
             baselines=list(wf.baselines),
             seed=int(cfg.seed),
         )

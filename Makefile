@@ -34,7 +34,9 @@ lint: $(STAMP)  ## ruff lint and format check, and the layer contract (import-li
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# autosummary writes docs/api/_generated afresh: stale pages of moved modules would fail -W
 docs: $(STAMP)  ## build the Sphinx site into docs/_build/html (warnings are errors)
+	@rm -rf docs/api/_generated
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 format: $(STAMP)  ## apply ruff's formatting and safe fixes

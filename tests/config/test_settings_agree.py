@@ -22,7 +22,6 @@ from adan.agents.schema import PPOConfig
 from adan.data.schema import FileMarketSchema, MarketPipelineSchema
 from adan.envs.schema import GymEnvSchema, TradingEnvSchema
 from adan.envs.trading_env import TradingEnv
-from adan.market.simulator import MarketSimulator
 from adan.models.schema import ActorCriticSchema, CNNSchema, MLPSchema
 from adan.rewards.schema import AdaptiveRewardSchema, SimpleRewardSchema
 from adan.tasks.reference import field_default
@@ -65,7 +64,6 @@ CONSTRUCTORS = [
     (PPOConfig, agents.PPO),
     (TradingEnvSchema, envs.VecTradingEnv),
     (TradingEnvSchema, TradingEnv),
-    (TradingEnvSchema, MarketSimulator),
     (GymEnvSchema, envs.make_gym_vec_env),
     (SimpleRewardSchema, rewards.SimpleReward),
     (AdaptiveRewardSchema, rewards.AdaptiveReward),

@@ -101,7 +101,7 @@ class MarketSimulator:
         self,
         spec: MarketSpec,
         num_envs: int,
-        episode_length: int = 256,
+        episode_length: int,
         seed: SeedLike = None,
     ) -> None:
         data, window = spec.data, spec.window

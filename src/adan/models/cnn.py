@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from adan.models.mlp import activation
-from adan.models.schema import CNNSchema
+from adan.models.schema import CNN_CHANNELS, CNN_KERNEL_SIZES, CNNSchema
 
 
 def _module_key(obs_key: str) -> str:
@@ -46,8 +46,8 @@ class CustomCNN(nn.Module):
     def __init__(
         self,
         observation_space: gym.spaces.Dict,
-        channels: Sequence[int] = (16, 32),
-        kernel_sizes: Sequence[int] = (5, 3),
+        channels: Sequence[int] = CNN_CHANNELS,
+        kernel_sizes: Sequence[int] = CNN_KERNEL_SIZES,
         strides: Sequence[int] | None = CNNSchema.strides,
         width_multiplier: float = CNNSchema.width_multiplier,
         pooling: str = CNNSchema.pooling,

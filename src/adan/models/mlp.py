@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adan.models.schema import MLPSchema
+from adan.models.schema import MLP_HIDDEN_SIZES, MLPSchema
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU}
 
@@ -41,7 +41,7 @@ class MLPExtractor(nn.Module):
     def __init__(
         self,
         observation_space: gym.Space,
-        hidden_sizes: Sequence[int] = (64, 64),
+        hidden_sizes: Sequence[int] = MLP_HIDDEN_SIZES,
         activation_fn: str = MLPSchema.activation_fn,
         layer_norm: bool = MLPSchema.layer_norm,
     ) -> None:

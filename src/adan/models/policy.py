@@ -16,7 +16,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from adan.models.mlp import activation
-from adan.models.schema import ActorCriticSchema
+from adan.models.schema import HEAD_HIDDEN, ActorCriticSchema
 
 ExtractorFactory = Callable[[gym.Space], nn.Module]
 
@@ -55,8 +55,8 @@ class ActorCritic(nn.Module):
         action_space: gym.Space,
         extractor: ExtractorFactory,
         share_extractor: bool = ActorCriticSchema.share_extractor,
-        pi_hidden: Sequence[int] = (64,),
-        vf_hidden: Sequence[int] = (64,),
+        pi_hidden: Sequence[int] = HEAD_HIDDEN,
+        vf_hidden: Sequence[int] = HEAD_HIDDEN,
         activation_fn: str = ActorCriticSchema.activation_fn,
         log_std_init: float = ActorCriticSchema.log_std_init,
         ortho_init: bool = ActorCriticSchema.ortho_init,

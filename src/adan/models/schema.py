@@ -7,14 +7,22 @@ from typing import Any
 
 from adan.errors import check as _check
 
+# List defaults, shared with the constructors by construction (a dataclass holds lists through
+# factories, which a signature cannot read)
+CNN_CHANNELS = (16, 32)
+CNN_KERNEL_SIZES = (5, 3)
+MLP_HIDDEN_SIZES = (64, 64)
+HEAD_HIDDEN = (64,)
+
 
 @dataclass
 class CNNSchema:
     _target_: str = "adan.models.CustomCNN"
     _partial_: bool = True
     # output channels of each Conv1d block
-    channels: list[int] = field(default_factory=lambda: [16, 32])
-    kernel_sizes: list[int] = field(default_factory=lambda: [5, 3])  # one per block, in bars
+    channels: list[int] = field(default_factory=lambda: list(CNN_CHANNELS))
+    # one per block, in bars
+    kernel_sizes: list[int] = field(default_factory=lambda: list(CNN_KERNEL_SIZES))
     strides: list[int] | None = None  # one per block; null: all 1
     width_multiplier: float = 1.0  # scales every channel count
     pooling: str = "avg"  # over time: avg | max | avgmax
@@ -62,7 +70,8 @@ class CNNSchema:
 class MLPSchema:
     _target_: str = "adan.models.MLPExtractor"
     _partial_: bool = True
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])  # widths of the hidden layers
+    # widths of the hidden layers
+    hidden_sizes: list[int] = field(default_factory=lambda: list(MLP_HIDDEN_SIZES))
     activation_fn: str = "tanh"  # tanh | relu | gelu | elu
     layer_norm: bool = False  # LayerNorm after each hidden layer
 
@@ -81,8 +90,10 @@ class ActorCriticSchema:
     _partial_: bool = True
     extractor: Any = None
     share_extractor: bool = True  # one extractor for both heads; false: a copy each
-    pi_hidden: list[int] = field(default_factory=lambda: [64])  # the actor head's hidden layers
-    vf_hidden: list[int] = field(default_factory=lambda: [64])  # the critic head's hidden layers
+    # the actor head's hidden layers
+    pi_hidden: list[int] = field(default_factory=lambda: list(HEAD_HIDDEN))
+    # the critic head's hidden layers
+    vf_hidden: list[int] = field(default_factory=lambda: list(HEAD_HIDDEN))
     activation_fn: str = "tanh"  # of the heads
     log_std_init: float = -0.5  # initial log std of the Gaussian policy (continuous actions)
     ortho_init: bool = True  # orthogonal weight init (as in SB3 and CleanRL)

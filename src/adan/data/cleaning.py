@@ -141,6 +141,18 @@ class AssetSeries:
         self.closure, _ = self.calendar.judge(self.ts)
 
 
+class _Flags:
+    """Reports a rule's rows (positions into the current ``rows``, or a mask of them) to the
+    report, as file rows; ``rows`` follows the positions as the stages drop and reorder them."""
+
+    def __init__(self, report: CleaningReport, file: str, asset: str, rows: np.ndarray) -> None:
+        self.report, self.file, self.asset, self.rows = report, file, asset, rows
+
+    def __call__(self, rule: str, where: np.ndarray, action: str, detail: str = "") -> None:
+        where = np.flatnonzero(where) if where.dtype == bool else where
+        self.report.defect(rule, self.file, self.asset, self.rows[where], action, detail)
+
+
 def clean_asset(
     table: RawTable,
     asset: str,
@@ -160,13 +172,37 @@ def clean_asset(
     src = {k: getattr(table, k) for k in (*PRICES, "volume")}
     if index is not None:  # one asset of a long file: its rows, once
         src = {k: v[idx] for k, v in src.items()}
-    rows = table.rows(idx)  # file row of every position below; re-cut with the positions
-
-    def flag(rule: str, where: np.ndarray, action: str, detail: str = "") -> None:
-        where = np.flatnonzero(where) if where.dtype == bool else where
-        report.defect(rule, file, asset, rows[where], action, detail)
+    # file row of every position below; re-cut with the positions
+    flag = _Flags(report, file, asset, table.rows(idx))
 
     raw_ts = table.timestamp[idx] if index is not None else table.timestamp
+    ts, keep = _timestamps(table, raw_ts, src, policy, flag)  # rules 0-2
+    keep &= _valid_values(table, idx, src, keep, flag)  # rules 3-5
+    pos = np.flatnonzero(keep)  # positions still in play, in file order
+    del keep
+    if len(pos) == 0:
+        found = "; ".join(
+            f"{d.rule} x{d.count} ({d.detail or d.action})"
+            for d in report.defects
+            if d.file == file and d.asset == asset
+        )
+        raise DataError(f"{file}: no usable rows for asset {asset!r}: {found or 'no rows'}")
+    ts, pos = _in_time_order(ts[pos], pos, src, policy, flag)  # rules 6-7
+    values = {k: v[pos] for k, v in src.items()}  # the one gather of the columns
+    flag.rows = flag.rows[pos]
+    del src, pos
+    return _repaired_series(asset, file, ts, values, policy, flag, calendar)  # rules 8-12
+
+
+def _timestamps(
+    table: RawTable,
+    raw_ts: np.ndarray,
+    src: dict[str, np.ndarray],
+    policy: CleaningPolicy,
+    flag: _Flags,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ns timestamps, rows to keep): empty rows and unparseable timestamps dropped, mixed
+    epoch units reported."""
     parsed = parse_timestamps(raw_ts, policy.dayfirst, policy.timezone, policy.timestamp_format)
     ts = parsed.ns
     bad_ts = ts == NAT
@@ -196,8 +232,19 @@ def clean_asset(
             "each row converted by its magnitude",
             f"epoch column {table.columns['timestamp']!r} mixes units: {counts}",
         )
-    del parsed
+    return ts, ~(bad_ts | empty)
 
+
+def _valid_values(
+    table: RawTable,
+    idx: np.ndarray,
+    src: dict[str, np.ndarray],
+    keep: np.ndarray,
+    flag: _Flags,
+) -> np.ndarray:
+    """Rows whose prices and volume are numbers, finite, prices > 0 and volume >= 0; the
+    others are reported (among ``keep``) and become gaps."""
+    rows = flag.rows
     for col, bad in table.unparsed.items():
         local = np.flatnonzero(np.isin(idx, bad))
         if len(local):
@@ -207,7 +254,6 @@ def clean_asset(
                 "read as missing",
                 f"column {table.columns[col]!r} holds text, e.g. at row {rows[local[0]]}",
             )
-    keep = ~(bad_ts | empty)
     nonfinite = np.zeros(len(idx), dtype=bool)
     bad_cols = []
     for k, v in src.items():
@@ -222,30 +268,33 @@ def clean_asset(
             "bar dropped; the gap is filled and flagged",
             f"NaN, NULL, empty or infinite values in {bad_cols}",
         )
-    keep &= ~nonfinite
+    valid = ~nonfinite
     with np.errstate(invalid="ignore"):
         nonpos = np.zeros(len(idx), dtype=bool)
         for k in PRICES:
             nonpos |= src[k] <= 0
         negvol = src["volume"] < 0
-    if (nonpos & keep).any():
-        flag("non_positive_price", nonpos & keep, "bar dropped; the gap is filled and flagged")
-    keep &= ~nonpos
-    if (negvol & keep).any():
-        flag("negative_volume", negvol & keep, "bar dropped; the gap is filled and flagged")
-    keep &= ~negvol
-    del nonfinite, nonpos, negvol
-
-    pos = np.flatnonzero(keep)  # positions still in play, in file order
-    del keep
-    if len(pos) == 0:
-        found = "; ".join(
-            f"{d.rule} x{d.count} ({d.detail or d.action})"
-            for d in report.defects
-            if d.file == file and d.asset == asset
+    if (nonpos & keep & valid).any():
+        flag(
+            "non_positive_price",
+            nonpos & keep & valid,
+            "bar dropped; the gap is filled and flagged",
         )
-        raise DataError(f"{file}: no usable rows for asset {asset!r}: {found or 'no rows'}")
-    ts = ts[pos]
+    valid &= ~nonpos
+    if (negvol & keep & valid).any():
+        flag("negative_volume", negvol & keep & valid, "bar dropped; the gap is filled and flagged")
+    return valid & ~negvol
+
+
+def _in_time_order(
+    ts: np.ndarray,
+    pos: np.ndarray,
+    src: dict[str, np.ndarray],
+    policy: CleaningPolicy,
+    flag: _Flags,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps, positions) sorted by time (stable) with repeated timestamps dropped,
+    keeping ``policy.keep_duplicate``'s row."""
     out_of_order = np.flatnonzero(np.diff(ts) < 0) + 1
     if len(out_of_order):
         newest_first = len(out_of_order) > 0.9 * (len(ts) - 1)
@@ -280,11 +329,20 @@ def clean_asset(
             f"{rel:.2%}",
         )
         ts, pos = ts[~dup], pos[~dup]
-    del dup
-    values = {k: v[pos] for k, v in src.items()}  # the one gather of the columns
-    rows = rows[pos]
-    del src, pos
+    return ts, pos
 
+
+def _repaired_series(
+    asset: str,
+    file: str,
+    ts: np.ndarray,
+    values: dict[str, np.ndarray],
+    policy: CleaningPolicy,
+    flag: _Flags,
+    calendar: str,
+) -> AssetSeries:
+    """Rules 8-12 on the gathered, sorted bars: stale bars dropped, level shifts split,
+    outliers and OHLC repaired, gaps reported on the calendar; the series."""
     bar_ns = _bar_length(ts, policy, file, asset)
     stale = _stale_bars(values, policy.stale_bars)
     if stale.any():
@@ -295,7 +353,7 @@ def clean_asset(
             f"runs of >= {policy.stale_bars} flat zero-volume bars repeating the last close "
             "(an outage written as bars)",
         )
-        ts, rows = ts[~stale], rows[~stale]
+        ts, flag.rows = ts[~stale], flag.rows[~stale]
         values = {k: v[~stale] for k, v in values.items()}
 
     shifts = _level_shifts(values, policy)
@@ -316,6 +374,7 @@ def clean_asset(
     _repair_outliers(values, policy, flag, bounds)
     _repair_ohlc(values, flag)
 
+    rows = flag.rows
     series = AssetSeries(asset, file, ts, **values, rows=rows, bar_ns=bar_ns, breaks=ts[shifts])
     series.fit_calendar(calendar)
     _, missing = series.calendar.judge(ts)

@@ -1,3 +1,4 @@
-"""Rules about settings that hold whatever the components: which keys define an experiment and
-may not change on resume (``adan.config.resume``). The typed settings themselves live beside
-their components (``adan.<package>.schema``), gathered by ``adan.tasks.registry``."""
+"""Rules about settings as a whole, apart from any component: which keys define an experiment
+and may not change on resume (``adan.config.resume``), and which keys moved and where to
+(``adan.config.deprecations``). The typed settings live beside their components
+(``adan.<package>.schema``), gathered by ``adan.tasks.registry``."""

@@ -21,6 +21,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from adan.callbacks import GracefulShutdown, RunCheckpoint
 from adan.callbacks.run_spec import RunSpec
 from adan.checkpoint_format import data_contract
+from adan.config.deprecations import migrate
 from adan.errors import DiskFullError, DivergenceError
 from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
@@ -47,6 +48,7 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
 
     from adan.evaluation.evaluator import TradingEvaluator
 
+    migrate(cfg)  # moved keys to their homes (done by the train task already; idempotent)
     if splits is None:
         splits = instantiate(cfg.data).build()
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))

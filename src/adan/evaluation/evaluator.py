@@ -24,10 +24,14 @@ class TradingEvaluator:
                 f"the {split} split has {len(data)} bars; a backtest with env.window={window} "
                 f"needs at least {window + 2}: lengthen the data or change data.split"
             )
-        self.spec, self.data, self.trading = spec, data, spec.trading
-        self.window, self.bars_per_year = window, spec.bars_per_year
+        self.spec = spec
         # Several trading profiles: one backtest each (an account runs one profile).
         self.profiles = [name for name, _ in spec.trading.profile_configs()]
+
+    @property
+    def bars_per_year(self) -> float:
+        """The annualisation of every ratio this evaluator reports (the spec's)."""
+        return self.spec.bars_per_year
 
     def backtest(self, policy: torch.nn.Module) -> BacktestRecord:
         return run_backtest(PolicyActor(policy), self.spec, num_runs=len(self.profiles))
@@ -39,9 +43,9 @@ class TradingEvaluator:
         # each run is that of its profile alone, at the cost of one backtest
         record = self.backtest(policy)
         if len(self.profiles) == 1:
-            return record_performance(record, self.bars_per_year), {}
+            return record_performance(record, self.spec.bars_per_year), {}
         each = {
-            name: record_performance(record, self.bars_per_year, run=i)
+            name: record_performance(record, self.spec.bars_per_year, run=i)
             for i, name in enumerate(self.profiles)
         }
         keys = next(iter(each.values())).keys()
@@ -61,5 +65,5 @@ class TradingEvaluator:
         bh = buy_and_hold(self.spec)
         out = {"agent": mean}
         out.update({f"agent_{name}": metrics for name, metrics in each.items()})
-        out["buy_and_hold"] = record_performance(bh, self.bars_per_year)
+        out["buy_and_hold"] = record_performance(bh, self.spec.bars_per_year)
         return out

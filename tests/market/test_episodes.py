@@ -88,7 +88,7 @@ def test_trading_summary_matches_the_equity_path(market):
     for _ in range(40):
         _, reward, _, _, info = sim.step(rng.uniform(-1, 1, (4, 2)))
         equity.append(info["equity"])
-        costs = costs + info["fee"] + info["spread"] + info["slippage"]
+        costs = costs + info["fee"] + info["spread"] + info["slippage"] + info["borrow"]
         rewards = rewards + reward.astype(np.float64)
     equity = np.array(equity)
     returns = equity[1:] / equity[:-1] - 1
@@ -158,8 +158,9 @@ def test_leverage_cap_respected_in_the_book(market):
     for _ in range(10):
         _, _, _, _, info = sim.step(rng.uniform(-1, 1, (8, 2)) * 3)
         fill = market.open[sim.t]
-        paid = info["fee"] + info["spread"] + info["slippage"]
+        paid = info["fee"] + info["spread"] + info["slippage"] + info["borrow"]
         # equity at the open before the fill = book after the fill (at fill prices) + costs
+        # (the bar's borrow is paid out of the same cash at its close)
         equity_open = sim.portfolio.cash + (sim.portfolio.units * fill).sum(1) + paid
         gross = np.abs(sim.portfolio.units * fill).sum(1)
         ratio = gross / equity_open

@@ -129,7 +129,7 @@ def test_limit_orders_fill_only_when_the_bar_trades_through_at_the_maker_fee():
 def test_every_cost_of_a_fill_is_recorded_and_paid_out_of_the_reward():
     data = replace(random_walk(num_bars=300), volume=np.full((300, 2), 1e4))
     base = TradingConfig(execution=ExecutionConfig(impact_coef=2.0, spread="estimated"))
-    free = TradingConfig(fee_bps=0, half_spread_bps=0, slippage_bps=0)
+    free = TradingConfig(fee_bps=0, half_spread_bps=0, slippage_bps=0, borrow_rate=0)
     actions = np.sin(np.arange(40))[:, None] * np.array([[1.0, -0.7]])
     runs = {}
     for name, trading in (("costly", base), ("free", free)):
@@ -148,7 +148,7 @@ def test_every_cost_of_a_fill_is_recorded_and_paid_out_of_the_reward():
     for info in runs["costly"][1]:
         fills = info["fills"]
         parts = sum(fills[k].sum() for k in ("fee", "spread", "slippage", "impact"))
-        assert parts == pytest.approx(info["cost"][0])
+        assert parts + info["borrow"][0] == pytest.approx(info["cost"][0])
         assert (fills["impact"] > 0).any() or (fills["units"] == 0).all()
     assert all(i["cost"][0] == 0 for i in runs["free"][1])
     assert runs["costly"][0].sum() < runs["free"][0].sum()  # the reward pays the costs

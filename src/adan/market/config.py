@@ -109,8 +109,16 @@ class TradingConfig:
     half_spread_bps: float = 2.0
     slippage_bps: float = 1.0  # fixed slippage, bps, on market orders and stop exits
     max_leverage: float = 1.0  # gross exposure cap, x equity; a full action is max_leverage
+    # annual rate charged on the notional of short positions, bar by bar (a perpetual's
+    # funding or a margin short's borrow); 0.1095: the standard 0.01% per 8 h funding
+    borrow_rate: float = 0.1095
     allow_short: bool = True  # false: long-only (negative actions clipped to flat)
     action_mode: str = "continuous"  # continuous: [-1, 1] per asset | discrete: {short, flat, long}
+    # continuous only: target = s x the last target + (1 - s) x the sized action, in [0, 1);
+    # 0: the action itself
+    action_smoothing: float = 0.0
+    # the training env pays this x every cost rate; validation, test and eval.py pay 1x
+    train_cost_multiplier: float = 1.0
     initial_cash: float = 10_000.0  # equity at each episode start, in quote currency
     ruin_threshold: float = 0.5  # episode terminates when equity < this x initial_cash, [0, 1)
     name: str = "default"  # the profile's name in logs (trading/<name>/...)
@@ -151,10 +159,23 @@ class TradingConfig:
                     f"trading profile {name!r}: sizing.mode=risk_per_trade sizes from the stop "
                     "distance; set trading.stops.mode to pct or atr, with a stop_loss"
                 )
-        for name in ("fee_bps", "half_spread_bps", "slippage_bps"):
+        for name in ("fee_bps", "half_spread_bps", "slippage_bps", "borrow_rate"):
             value = self._number(name)
             if value < 0:
                 raise ConfigError(f"trading.{name} must be >= 0, got {value:g}")
+        if not 0 <= self._number("action_smoothing") < 1:
+            raise ConfigError(
+                f"trading.action_smoothing must be in [0, 1), got {self.action_smoothing:g}"
+            )
+        if self.action_smoothing > 0 and self.action_mode == "discrete":
+            raise ConfigError(
+                "trading.action_smoothing blends targets, which discrete actions do not have: "
+                "set it to 0 with trading.action_mode=discrete"
+            )
+        if self._number("train_cost_multiplier") < 0:
+            raise ConfigError(
+                f"trading.train_cost_multiplier must be >= 0, got {self.train_cost_multiplier:g}"
+            )
         if self._number("max_leverage") <= 0:
             raise ConfigError(f"trading.max_leverage must be > 0, got {self.max_leverage:g}")
         if self._number("initial_cash") <= 0:
@@ -195,6 +216,27 @@ class TradingConfig:
         profile = chosen[name]
         return replace(self, name=name, profiles=None,
                        **{k: getattr(profile, k) for k in _PROFILE_FIELDS})  # fmt: skip
+
+    def for_training(self) -> TradingConfig:
+        """The rules the training env trades under: costs times ``train_cost_multiplier``."""
+        if self.train_cost_multiplier == 1.0:
+            return self
+        return self.with_costs_scaled(self.train_cost_multiplier)
+
+    def with_costs_scaled(self, factor: float) -> TradingConfig:
+        """These rules with every cost rate (fees, spread, slippage, impact, borrow) times
+        ``factor``: a training market dearer than the one the agent is scored on."""
+        ex = self.execution
+        return replace(
+            self,
+            fee_bps=self.fee_bps * factor,
+            half_spread_bps=self.half_spread_bps * factor,
+            slippage_bps=self.slippage_bps * factor,
+            borrow_rate=self.borrow_rate * factor,
+            execution=replace(
+                ex, maker_fee_bps=ex.maker_fee_bps * factor, impact_coef=ex.impact_coef * factor
+            ),  # fmt: skip
+        )
 
     @property
     def cost_bps(self) -> float:

@@ -2,13 +2,16 @@
 
 One step of the desk, for actions decided at bar t's close:
 
-1. **size** (`PositionSizer`): actions become target weights (fraction of equity);
+1. **size** (`PositionSizer`): actions become target weights (fraction of equity), blended
+   with the last targets when ``trading.action_smoothing`` is on;
 2. **behave** (`DynamicBehaviourEngine`): the regime and the account's recent record scale the
    size, stop and target distances and cap the exposure;
 3. **limit** (`RiskManager`): kill switch, daily loss, hedge, capital tier, position, net,
    concentration and gross limits clip the targets; each clip is counted;
-4. **execute** (`WorkingOrders`, `ExecutionModel`): orders fill during bar t+1 (at its open,
-   or at a resting limit), capped by participation, and pay fee, spread, slippage and impact;
+4. **execute** (`WorkingOrders`, `ExecutionModel`): an asset whose target is inside the
+   no-trade band (``execution.rebalance_band``) is left as held; orders fill during bar t+1
+   (at its open, or at a resting limit), capped by participation, and pay fee, spread,
+   slippage and impact;
 5. **protect** (`StopBook`): stops and targets are checked against bar t+1's range; exits fill
    at the level, or at the open when the bar gapped through it, and pay the same costs.
 
@@ -27,7 +30,7 @@ from adan.data.regime_detection import MarketRegimeDetector
 from adan.market.batch import row_sum
 from adan.market.behaviour import DynamicBehaviourEngine
 from adan.market.config import TradingConfig, assign_profiles
-from adan.market.execution import ExecutionModel, Fills, WorkingOrders
+from adan.market.execution import ExecutionModel, Fills, WorkingOrders, outside_band
 from adan.market.portfolio import Portfolio
 from adan.market.risk import RiskManager
 from adan.market.sizing import PositionSizer
@@ -106,6 +109,8 @@ class TradingDesk:
         self.orders = None
         if ex.partial_fills:
             self.orders = WorkingOrders(num_envs, data.num_assets, ex.ttl, ex.rebalance_band)
+        self.smoothing = float(trading.action_smoothing)
+        self.smoothed = np.zeros((num_envs, data.num_assets)) if self.smoothing > 0 else None
         self.clipped = np.zeros(num_envs, dtype=bool)  # a risk rule acted this step
         self.max_leverage = float(trading.max_leverage)
         self._intrabar: np.ndarray | None = None  # [N, A] limit fills inside this bar
@@ -124,6 +129,9 @@ class TradingDesk:
             tier_risk = self.risk.risk_per_trade(pf.equity)
         distance = self.stop_distance(t) if self.sizer.needs_stop_distance else None
         weights = self.sizer.weights(actions, t, distance, tier_risk)
+        if self.smoothed is not None:  # EMA of the sized targets: a jittery policy holds still
+            weights = self.smoothing * self.smoothed + (1.0 - self.smoothing) * weights
+            self.smoothed = weights.copy()
         cap = None
         if self.dbe is not None:  # the engine scales the size; its exposure caps the gross
             weights *= self.dbe.params["size"][:, None]
@@ -145,12 +153,20 @@ class TradingDesk:
         equity_open = np.maximum(pf.value(open1), floor)
         self.equity_open = equity_open
         desired = weights * (equity_open[:, None] / open1)
+        band = self.execution.config.rebalance_band
+        held = pf.units * open1 / equity_open[:, None] if band > 0 else None
         if self.orders is None:
             order = desired - pf.units
+            if band > 0:  # inside the no-trade band: keep what is held (a risk clip trades)
+                trade = outside_band(weights, held, band)
+                trade |= self.clipped[:, None]
+                order *= trade
             filled, price = order, open1
         else:
             # a risk rule that acted sends a fresh order: a flatten is never left to expire
-            order = self.orders.submit(weights, desired, pf.units, self.clipped)
+            if held is None:
+                held = pf.units * open1 / equity_open[:, None]
+            order = self.orders.submit(weights, desired, pf.units, held, self.clipped)
             filled, price = self.execution.fill(order, t)
             self.orders.after_fill(order, filled)
         fills = self.execution.costs(filled, price, t)
@@ -226,6 +242,8 @@ class TradingDesk:
             self.stops.reset_envs(mask)
         if self.orders is not None:
             self.orders.cancel(mask)
+        if self.smoothed is not None:
+            self.smoothed[mask] = 0.0
         self.clipped[mask] = False
 
     def _parts(self) -> dict:
@@ -236,9 +254,13 @@ class TradingDesk:
     def state_dict(self) -> dict:
         state = {k: v.state_dict() for k, v in self._parts().items()}
         state["clipped"] = self.clipped.copy()
+        if self.smoothed is not None:
+            state["smoothed"] = self.smoothed.copy()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         for key, part in self._parts().items():
             part.load_state_dict(state[key])
         self.clipped = np.asarray(state["clipped"], dtype=bool).copy()
+        if self.smoothed is not None:
+            self.smoothed = np.asarray(state["smoothed"], dtype=np.float64).copy()

@@ -50,7 +50,9 @@ class ExecutionConfig:
     # max fraction of a bar's volume per fill, (0, 1]; null: unlimited
     participation: float | None = None
     ttl: int = 3  # bars an unfilled remainder keeps working
-    # a working order is replaced only when the target weight moves more than this; 0: always
+    # no-trade band, any order type: an asset is traded only when its target weight differs
+    # from the held weight (or a working order's) by more than this; a flat target always
+    # trades; 0: rebalance every bar
     rebalance_band: float = 0.0
 
     def __post_init__(self) -> None:
@@ -224,12 +226,26 @@ class ExecutionModel:
         return Fills(units, price, fee, spread, slippage, impact, total, per_env)
 
 
+def outside_band(weights: np.ndarray, held: np.ndarray, band: float) -> np.ndarray:
+    """Where a target weight calls for an order [N, A]: it differs from the ``held`` weight
+    by more than ``band``, or it is flat and something is held (a flatten always goes out).
+
+    The no-trade band keeps a policy whose target jitters by a few percent every bar from
+    paying the spread on every jitter; with ``band=0`` every change is traded."""
+    if band <= 0:
+        return np.ones(weights.shape, dtype=bool)
+    out = np.abs(weights - held) > band
+    out |= (weights == 0) & (held != 0)
+    return out
+
+
 class WorkingOrders:
     """Orders still working per env and asset: a target position in units, its age in bars.
 
-    Each step the sized targets become new orders where no order works, where the target
-    weight moved more than ``rebalance_band`` from the working order's, or where ``force``
-    (a risk rule acted). Otherwise the working order keeps its target and is retried. An
+    Each step the sized targets become new orders where no order works and the target weight
+    is outside the no-trade band around the held weight (``outside_band``), where it moved
+    more than ``rebalance_band`` from the working order's, or where ``force`` (a risk rule
+    acted). Otherwise the working order keeps its target and is retried. An
     order not filled after ``ttl`` bars is cancelled (counted in ``expired``) and is not sent
     again until the target moves. With full fills no order outlives its bar, so this is the
     foundation's rebalance-every-bar behaviour.
@@ -253,10 +269,13 @@ class WorkingOrders:
         weights: np.ndarray,
         desired_units: np.ndarray,
         units: np.ndarray,
+        held: np.ndarray,
         force: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Order [N, A] (signed units) to send this bar."""
-        new = (self.state == self.IDLE) | (np.abs(weights - self.weight) > self.band)
+        """Order [N, A] (signed units) to send this bar; ``held`` is the weight held now."""
+        idle = self.state == self.IDLE
+        new = np.where(idle, outside_band(weights, held, self.band),
+                       np.abs(weights - self.weight) > self.band)  # fmt: skip
         if force is not None:
             new |= force[:, None]
         self.target = np.where(new, desired_units, self.target)

@@ -96,6 +96,11 @@ class Portfolio:
         self.units = np.where(mask, 0.0, self.units)
         self.avg_price = np.where(mask, 0.0, self.avg_price)
 
+    def charge(self, amount: np.ndarray) -> None:
+        """Pay ``amount`` [N] of cash that buys nothing (a short's borrow)."""
+        self.cash -= amount
+        self.realised_pnl -= amount
+
     def mark(self, prices: np.ndarray) -> np.ndarray:
         """Value the book at ``prices`` [N, A]; update equity, peak and drawdown; return equity."""
         equity = self.value(prices)

@@ -25,6 +25,7 @@ STEP_INFO_KEYS = (
     "spread",
     "slippage",
     "impact",
+    "borrow",
     "cost",
     "turnover",
     "equity",
@@ -57,8 +58,8 @@ class MarketSimulator:
     decides at t's close; the trading desk (`TradingDesk`) sizes, scales and limits the
     targets and fills the orders during bar t+1 (at its open, or at a resting limit, capped
     by its volume), paying fee, spread, slippage and impact in cash; stops and targets are
-    checked against bar t+1's range; the book is marked at t+1's close, and the env is at
-    bar t+1. With ``trading=default`` every order fills in full at t+1's open.
+    checked against bar t+1's range; short positions pay ``trading.borrow_rate`` for the bar;
+    the book is marked at t+1's close, and the env is at bar t+1. With ``trading=default`` every order fills in full at t+1's open.
 
     **Actions** ([N, A]): continuous, a conviction per asset in [-1, 1] (clipped to [0, 1]
     when shorting is off) that ``trading.sizing`` turns into a target weight (fixed: times
@@ -85,8 +86,8 @@ class MarketSimulator:
     spare bar so that stepping a finished env (see ``reset_mask``) still reads real data.
 
     **Info** (vector-env format: each key has a ``_key`` bool mask): per-step [N] arrays
-    ``fee``, ``spread``, ``slippage``, ``impact`` and their sum ``cost`` (cash paid, stop
-    exits included), ``turnover`` (traded notional / equity), ``equity``, ``drawdown``,
+    ``fee``, ``spread``, ``slippage``, ``impact``, ``borrow`` (of shorts, this bar) and their
+    sum ``cost`` (cash paid, stop exits included), ``turnover`` (traded notional / equity), ``equity``, ``drawdown``,
     ``regime``, ``stop_exits``, ``risk_clipped`` (the env adds ``reward_components``);
     ``fills`` {units, price, fee, spread, slippage, impact} [N, A] of this bar's orders and
     ``exits`` the same of its stop and target exits (zeros without);
@@ -146,6 +147,10 @@ class MarketSimulator:
         self._last_start = num_bars - episode_length - 2
         init = self.trading.initial_cash
         self._ruin_level = max(self.trading.ruin_threshold * init, 1e-9 * init)
+        # borrow of short positions, per bar held, as a fraction of their notional
+        self._borrow_per_bar = 0.0
+        if self.trading.allow_short:
+            self._borrow_per_bar = self.trading.borrow_rate / self.bars_per_year
 
         n = self.num_envs
         self.portfolio = Portfolio(n, self.num_assets, init)
@@ -240,10 +245,15 @@ class MarketSimulator:
         weights = desk.decide(actions, t, pf)  # sized, behaviour-scaled, risk-limited targets
         fills = desk.execute(weights, t, pf, self._ruin_level)  # during bar t+1, with costs
         exits = desk.protect(t, pf)  # stops and targets hit during bar t+1
+        borrow = np.zeros(self.num_envs)
+        if self._borrow_per_bar > 0:  # shorts held through bar t+1 pay its borrow at the close
+            borrow = row_dot(np.minimum(pf.units, 0.0), mark_price)
+            borrow *= -self._borrow_per_bar
+            pf.charge(borrow)
         equity = pf.mark(mark_price)
 
         fee, spread, slippage, impact = fills.fee, fills.spread, fills.slippage, fills.impact
-        cost, traded = fills.total, fills.notional
+        cost, traded = fills.total + borrow, fills.notional
         stop_exits = self._no_exits
         if exits is not None:
             fee, spread = fee + exits.fee, spread + exits.spread
@@ -295,6 +305,7 @@ class MarketSimulator:
                 "spread": _per_env(spread),
                 "slippage": _per_env(slippage),
                 "impact": _per_env(impact),
+                "borrow": borrow,
                 "cost": cost,
                 "turnover": turnover,
                 "equity": equity.copy(),
@@ -354,7 +365,8 @@ class MarketSimulator:
 
     def _clear_step_info(self, info: dict, mask: np.ndarray) -> None:
         """Rows of envs that were reset this step describe a fresh account."""
-        for key in ("fee", "spread", "slippage", "impact", "cost", "turnover", "drawdown"):
+        for key in ("fee", "spread", "slippage", "impact", "borrow", "cost", "turnover",
+                    "drawdown"):  # fmt: skip
             info[key][mask] = 0.0
         info["stop_exits"] = np.where(mask, 0, info["stop_exits"])
         info["risk_clipped"][mask] = False

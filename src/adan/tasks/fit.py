@@ -54,9 +54,9 @@ def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, d
     log.info("market: %s", ", ".join(f"{k}={len(v)} bars" for k, v in splits.items()))
     trading = instantiate(cfg.trading)
     # what each split is traded as: the data (its bars per year), the rules and the window
-    train, val = (
-        MarketSpec.of(splits[k], trading, window=cfg.env.window) for k in ("train", "val")
-    )
+    # (the training env may pay more than the market it is scored on: train_cost_multiplier)
+    train = MarketSpec.of(splits["train"], trading.for_training(), window=cfg.env.window)
+    val = MarketSpec.of(splits["val"], trading, window=cfg.env.window)
     env_factory = instantiate(_env_settings(cfg.env))
     env = env_factory(spec=train, reward=instantiate(cfg.reward), seed=cfg.seed)
     return env, TradingEvaluator(val), splits

@@ -10,7 +10,8 @@ import pytest
 
 from tests.e2e.conftest import ROOT, run_train
 
-STRATEGIES = {"agent", "buy_and_hold", "flat", "random", "ma_crossover"}
+STRATEGIES = {"agent", "buy_and_hold", "flat", "random", "ma_crossover", "ma_long_short",
+              "momentum"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,19 @@ def test_eval_writes_the_report_with_every_baseline_and_repeats_itself(trained, 
     report = (a / "report.md").read_text()
     assert "MA crossover" in report and "plots/equity.png" in report
     assert "Sharpe 95% CI" in proc.stdout
+    # the first question answered: the agent against the best simple rule, paired
+    versus = metrics["meta"]["versus_best_rule"]
+    best = max(("buy_and_hold", "ma_crossover", "ma_long_short", "momentum"),
+               key=lambda n: metrics["metrics"][n]["sharpe"])  # fmt: skip
+    assert versus["rule"] == best
+    assert versus["low"] <= versus["difference"] <= versus["high"]
+    sharpe = metrics["metrics"]
+    assert versus["difference"] == pytest.approx(sharpe["agent"]["sharpe"] - sharpe[best]["sharpe"])
+    assert "Does the agent beat the best simple rule" in report
+    assert "Does the agent beat the best simple rule" in proc.stdout
+    assert "momentum lookback" in proc.stdout + proc.stderr  # chosen on validation, said so
+    block = metrics["meta"]["sharpe_ci_blocks"]["agent"]
+    assert block["mean_block"] >= 1 and f"{block['mean_block']:.1f} bars" in report
     run_eval(b, f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}")
     assert json.loads((b / "metrics.json").read_text())["metrics"] == metrics["metrics"]
 

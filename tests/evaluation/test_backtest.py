@@ -129,8 +129,10 @@ def test_ma_crossover_reads_only_past_closes():
     close = random_walk(num_bars=300, num_assets=1).close
     changed = close.copy()
     changed[200:] *= 3.0
-    a, b = MACrossoverActor(close, 5, 20), MACrossoverActor(changed, 5, 20)
-    np.testing.assert_array_equal(a.long[:200], b.long[:200])
+    for short in (False, True):
+        a = MACrossoverActor(close, 5, 20, short)
+        b = MACrossoverActor(changed, 5, 20, short)
+        np.testing.assert_array_equal(a.side[:200], b.side[:200])
 
 
 def test_a_backtest_is_not_cut_short_by_the_ruin_threshold():

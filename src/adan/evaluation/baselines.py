@@ -7,6 +7,11 @@
   discrete mode), one run per seed; reported as the mean and spread over seeds.
 - ``ma_crossover``: per asset, long 1/A of equity (unlevered) while the ``fast``-bar simple
   moving average of closes is above the ``slow`` one, else flat; averages use closes up to t.
+- ``ma_long_short``: the same, short 1/A instead of flat (the agent's action space when
+  shorting is on; long-only: ``ma_crossover`` again).
+- ``momentum``: time-series momentum, per asset 1/A of equity on the sign of the last
+  ``k``-bar return (short on a fall when shorting is on, else flat); ``k`` is chosen on the
+  validation split by ``choose_momentum_lookback``.
 
 All but buy-and-hold are actors stepped through the agent's simulator (``run_backtest``).
 """
@@ -24,13 +29,17 @@ from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
 from adan.market.spec import MarketSpec
 
-BASELINES = ("buy_and_hold", "flat", "random", "ma_crossover")
+BASELINES = ("buy_and_hold", "flat", "random", "ma_crossover", "ma_long_short", "momentum")
+# the simple rules the agent must beat (flat and random are floors, not rivals)
+RULES = ("buy_and_hold", "ma_crossover", "ma_long_short", "momentum")
 LABELS = {
     "agent": "agent",
     "buy_and_hold": "buy & hold",
     "flat": "flat (cash)",
     "random": "random policy",
     "ma_crossover": "MA crossover",
+    "ma_long_short": "MA long/short",
+    "momentum": "momentum",
 }
 
 
@@ -104,7 +113,9 @@ class RandomActor:
 class MACrossoverActor:
     """Long 1/A of equity per asset while SMA(fast) > SMA(slow) of closes <= t, else flat."""
 
-    def __init__(self, close: np.ndarray, fast: int = 24, slow: int = 96) -> None:
+    def __init__(
+        self, close: np.ndarray, fast: int = 24, slow: int = 96, short: bool = False
+    ) -> None:
         if not 0 < fast < slow:
             raise ValueError(f"MA crossover needs 0 < fast < slow, got {fast}, {slow}")
         csum = np.vstack([np.zeros((1, close.shape[1])), np.cumsum(close, axis=0)])
@@ -114,12 +125,49 @@ class MACrossoverActor:
             out[n - 1 :] = (csum[n:] - csum[:-n]) / n
             return out
 
-        with np.errstate(invalid="ignore"):  # NaN before the slow average exists: not long
-            self.long = sma(fast) > sma(slow)
+        fast_avg, slow_avg = sma(fast), sma(slow)
+        with np.errstate(invalid="ignore"):  # NaN before the slow average exists: flat
+            self.side = (fast_avg > slow_avg).astype(np.float64)
+            if short:
+                self.side -= fast_avg < slow_avg
         self.weight = 1.0 / close.shape[1]
 
     def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
-        return (self.long[t] * self.weight).astype(np.float32)
+        return (self.side[t] * self.weight).astype(np.float32)
+
+
+class MomentumActor:
+    """1/A of equity per asset on the sign of the return over the last ``lookback`` bars
+    (closes up to t); short on a fall when ``short``, else flat."""
+
+    def __init__(self, close: np.ndarray, lookback: int, short: bool = False) -> None:
+        if lookback < 1:
+            raise ValueError(f"momentum needs a lookback >= 1 bar, got {lookback}")
+        side = np.zeros(close.shape)
+        side[lookback:] = np.sign(close[lookback:] - close[:-lookback])
+        if not short:
+            side = np.maximum(side, 0.0)
+        self.side = side
+        self.weight = 1.0 / close.shape[1]
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        return (self.side[t] * self.weight).astype(np.float32)
+
+
+def choose_momentum_lookback(spec: MarketSpec, candidates: tuple[int, ...] | list[int]) -> int:
+    """The lookback of ``candidates`` whose momentum rule has the best Sharpe ratio over
+    ``spec`` (the validation split: the test bars never choose it)."""
+    from adan.evaluation.backtest import record_performance
+
+    trading = replace(spec.trading, action_mode="continuous", max_leverage=1.0)
+    cfg = replace(spec, trading=trading)
+    best, best_sharpe = int(candidates[0]), -np.inf
+    for k in candidates:
+        actor = MomentumActor(spec.data.close, int(k), spec.trading.allow_short)
+        sharpe = record_performance(run_backtest(actor, cfg), spec.bars_per_year)["sharpe"]
+        if np.isfinite(sharpe) and sharpe > best_sharpe:
+            best, best_sharpe = int(k), float(sharpe)
+    return best
 
 
 def run_baselines(
@@ -129,6 +177,7 @@ def run_baselines(
     seed: int = 0,
     ma_fast: int = 24,
     ma_slow: int = 96,
+    momentum_lookback: int = 24,
 ) -> dict[str, BacktestRecord]:
     """Records of the named baselines over ``spec``'s data (see the module docstring)."""
     data, trading = spec.data, spec.trading
@@ -148,8 +197,12 @@ def run_baselines(
         elif name == "random":
             actor, cfg = RandomActor(trading, data.num_assets, random_runs, seed), trading
             runs = random_runs
+        elif name == "momentum":
+            actor = MomentumActor(data.close, momentum_lookback, trading.allow_short)
+            cfg, runs = weights_cfg, 1
         else:
-            actor, cfg, runs = MACrossoverActor(data.close, ma_fast, ma_slow), weights_cfg, 1
+            short = name == "ma_long_short" and trading.allow_short
+            actor, cfg, runs = MACrossoverActor(data.close, ma_fast, ma_slow, short), weights_cfg, 1
         out[name] = run_backtest(
             actor, replace(spec, trading=cfg), num_runs=runs, seed=seed, name=name
         )

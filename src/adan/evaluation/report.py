@@ -195,10 +195,45 @@ def _ci(result: EvaluationResult, name: str) -> str:
     return f"[{lo:.2f}, {hi:.2f}]"
 
 
+def versus_best_text(result: EvaluationResult) -> str:
+    """One sentence: does the agent beat the best simple rule here, by a paired interval?"""
+    versus = result.meta.get("versus_best_rule")
+    if not versus:
+        return ""
+    lo, hi, d = (_finite(versus[k]) for k in ("low", "high", "difference"))
+    name = label(result, versus["rule"])
+    if lo is None or hi is None or d is None:
+        return f"Agent vs the best simple rule ({name}): the Sharpe difference is undefined."
+    verdict = (
+        "yes, the interval excludes 0" if lo > 0
+        else "no, it does worse: the interval is below 0" if hi < 0
+        else "not established: the interval contains 0"
+    )  # fmt: skip
+    return (
+        f"Does the agent beat the best simple rule ({name})? Sharpe difference {d:+.2f}, "
+        f"paired 95% bootstrap interval [{lo:.2f}, {hi:.2f}]: {verdict}."
+    )
+
+
+def _versus_best(result: EvaluationResult) -> list[str]:
+    text = versus_best_text(result)
+    return [f"**{text}**", ""] if text else []
+
+
+def _blocks_text(blocks: Any) -> str:
+    if not isinstance(blocks, dict) or "agent" not in blocks:
+        return ""
+    agent = blocks["agent"]
+    return f" ({agent['mean_block']:.1f} bars for the agent, set by {agent['chosen_by']})"
+
+
 def _costs_text(costs: Any) -> str:
     if isinstance(costs, dict) and costs:
         parts = []
         for k, v in costs.items():
+            if k == "borrow_rate" and _finite(v) is not None:
+                parts.append(f"borrow of shorts {v:.2%} a year")
+                continue
             name = str(k).removesuffix("_bps").replace("_", " ")
             num = _finite(v)
             parts.append(f"{name} {num:g} bps" if num is not None else f"{name} {v}")
@@ -248,8 +283,12 @@ def _how_to_read(result: EvaluationResult) -> list[str]:
         "mode of its action distribution, no sampling). Metrics come from the raw equity "
         "curves with no clipping, winsorising or outlier removal; ratios are annualised with "
         f"{result.meta.get('bars_per_year', 'the split')} bars per year, durations are counted "
-        "in bars and drawdowns are peak-to-trough falls. The Sharpe 95% CI is a bootstrap "
-        "interval: when it contains 0, the sign of the Sharpe ratio is not established."
+        "in bars and drawdowns are peak-to-trough falls. The Sharpe 95% CI is a percentile "
+        "interval from the stationary bootstrap (Politis & Romano, 1994), its mean block "
+        "the longer of the Politis-White optimal length and the strategy's mean holding "
+        "period"
+        + _blocks_text(result.meta.get("sharpe_ci_blocks"))
+        + ": when it contains 0, the sign of the Sharpe ratio is not established."
     )
     if multi:
         runs = ", ".join(f"{label(result, n)} over {result.records[n].runs} seeds" for n in multi)
@@ -268,6 +307,7 @@ _PLOT_TITLES = {
 def render_markdown(result: EvaluationResult, plots: dict[str, Path], out_dir: Path) -> str:
     """The report text; ``plots`` are linked relative to ``out_dir``."""
     lines = _header(result)
+    lines += _versus_best(result)
     risk = _present(result, RISK_COLUMNS)
     lines += ["## Returns and risk", ""]
     lines += _table(result, risk, extra=lambda n: _ci(result, n), extra_header="Sharpe 95% CI")

@@ -20,7 +20,7 @@ from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
 from adan.errors import CheckpointError
 from adan.evaluation.backtest import PolicyActor, record_performance, run_backtest
-from adan.evaluation.baselines import LABELS, run_baselines
+from adan.evaluation.baselines import LABELS, choose_momentum_lookback, run_baselines
 from adan.evaluation.checkpoint import (
     gym_task,
     load_checkpoint,
@@ -42,12 +42,15 @@ def score(
     bars_per_year: float,
     n_boot: int = 1000,
     seed: int = 0,
-) -> tuple[dict, dict, dict]:
-    """(metrics, spread, sharpe_ci) of every record; a multi-run record gets the mean over its
-    runs as its metrics and their standard deviation as its spread."""
+) -> tuple[dict, dict, dict, dict]:
+    """(metrics, spread, sharpe_ci, blocks) of every record; a multi-run record gets the mean
+    over its runs as its metrics and their standard deviation as its spread. ``blocks``: the
+    bootstrap's mean block length of each interval and how it was chosen
+    (``adan.evaluation.block_length.bootstrap_block``)."""
+    from adan.evaluation.block_length import bootstrap_block
     from adan.evaluation.bootstrap import sharpe_confidence_interval
 
-    metrics, spread, ci = {}, {}, {}
+    metrics, spread, ci, blocks = {}, {}, {}, {}
     for name, rec in records.items():
         runs = [record_performance(rec, bars_per_year, r) for r in range(rec.runs)]
         keys = list(runs[0])
@@ -59,8 +62,12 @@ def score(
                 spread[name] = dict(zip(keys, np.nanstd(table, axis=0).tolist(), strict=True))
         if rec.runs == 1 and len(rec.equity) > 2:
             returns = bar_returns(rec.equity[:, 0])  # the returns the Sharpe ratio is of
-            ci[name] = sharpe_confidence_interval(returns, bars_per_year, n_boot=n_boot, seed=seed)
-    return metrics, spread, ci
+            block, how = bootstrap_block(returns, rec.weights[1:, 0])
+            blocks[name] = {"mean_block": block, "chosen_by": how}
+            ci[name] = sharpe_confidence_interval(
+                returns, bars_per_year, n_boot=n_boot, mean_block=block, seed=seed
+            )
+    return metrics, spread, ci, blocks
 
 
 def evaluate_split(
@@ -71,8 +78,11 @@ def evaluate_split(
     ma: tuple[int, int] = (24, 96),
     n_boot: int = 1000,
     seed: int = 0,
+    momentum_lookback: int = 24,
 ) -> EvaluationResult:
-    """The agent (``actor``) and the baselines over the whole of ``spec``'s data, scored."""
+    """The agent (``actor``) and the baselines over the whole of ``spec``'s data, scored;
+    ``meta["versus_best_rule"]`` is the agent's Sharpe minus the best simple rule's, with its
+    paired bootstrap interval over the same bars."""
     data, trading, bars_per_year = spec.data, spec.trading, spec.bars_per_year
     records = {"agent": run_backtest(actor, spec)}
     records.update(
@@ -83,9 +93,11 @@ def evaluate_split(
             seed=seed,
             ma_fast=ma[0],
             ma_slow=ma[1],
+            momentum_lookback=momentum_lookback,
         )
     )
-    metrics, spread, ci = score(records, bars_per_year, n_boot, seed)
+    metrics, spread, ci, blocks = score(records, bars_per_year, n_boot, seed)
+    versus = _versus_best_rule(records, metrics, blocks, bars_per_year, n_boot, seed)
     agent = records["agent"]
     meta = {
         "split": data.meta.get("split", "?"),
@@ -97,14 +109,48 @@ def evaluate_split(
             "fee_bps": trading.fee_bps,
             "half_spread_bps": trading.half_spread_bps,
             "slippage_bps": trading.slippage_bps,
+            "borrow_rate": trading.borrow_rate,
         },
+        "sharpe_ci_blocks": blocks,
+        "versus_best_rule": versus,
         "labels": {
             **LABELS,
             "ma_crossover": f"MA crossover {ma[0]}/{ma[1]}",
+            "ma_long_short": f"MA long/short {ma[0]}/{ma[1]}",
+            "momentum": f"momentum {momentum_lookback}-bar",
             "random": f"random policy ({random_runs} seeds)",
         },
     }
     return EvaluationResult(meta["split"], records, metrics, spread, ci, meta)
+
+
+def _versus_best_rule(
+    records: dict[str, BacktestRecord],
+    metrics: dict,
+    blocks: dict,
+    bars_per_year: float,
+    n_boot: int,
+    seed: int,
+) -> dict | None:
+    """The agent against the simple rule with the best Sharpe ratio here: the difference of
+    their Sharpe ratios and its paired interval (the agent's block length); None without a
+    rule."""
+    from adan.evaluation.baselines import RULES
+    from adan.evaluation.bootstrap import sharpe_difference_interval
+
+    rules = [n for n in RULES if n in records and np.isfinite(metrics[n].get("sharpe", np.nan))]
+    if not rules or "agent" not in blocks:
+        return None
+    best = max(rules, key=lambda n: metrics[n]["sharpe"])
+    diff, low, high = sharpe_difference_interval(
+        bar_returns(records["agent"].equity[:, 0]),
+        bar_returns(records[best].equity[:, 0]),
+        bars_per_year,
+        mean_block=blocks["agent"]["mean_block"],
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return {"rule": best, "difference": diff, "low": low, "high": high}
 
 
 def _minute(t: np.datetime64) -> str:
@@ -259,6 +305,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 f"act {'continuously' if policy.kind == 'gaussian' else 'discretely'}: use "
                 f"{'mean' if policy.kind == 'gaussian' else 'vote'} or weighted"
             )
+    lookback = int(cfg.get("momentum", {}).get("lookback", 24))
+    if "momentum" in cfg.baselines and "val" in market and cfg.get("momentum"):
+        # chosen on the validation split, never on the bars it is scored on
+        candidates = list(cfg.momentum.lookbacks)
+        lookback = choose_momentum_lookback(replace(spec, data=market["val"]), candidates)
+        log.info("momentum lookback %d bars, chosen on validation from %s", lookback, candidates)
     result = evaluate_split(
         PolicyActor(policy),
         spec,
@@ -267,6 +319,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         ma=(int(cfg.ma.fast), int(cfg.ma.slow)),
         n_boot=int(cfg.n_boot),
         seed=int(cfg.seed),
+        momentum_lookback=lookback,
     )
     result.meta.update(
         checkpoint=", ".join(str(f) for f in files),
@@ -310,7 +363,13 @@ def print_table(result: EvaluationResult) -> None:
             f"{m['max_drawdown']:.2%}",
             f"{m.get('trades', float('nan')):.0f}",
         )
-    Console(width=120).print(table)
+    console = Console(width=120)
+    console.print(table)
+    from adan.evaluation.report import versus_best_text
+
+    text = versus_best_text(result)
+    if text:
+        console.print(text)
 
 
 def log_to_logger(logger: Any, result: EvaluationResult, written: dict[str, Path]) -> None:
@@ -321,6 +380,10 @@ def log_to_logger(logger: Any, result: EvaluationResult, written: dict[str, Path
         for k, v in m.items()
         if np.isfinite(v)
     }
+    versus = result.meta.get("versus_best_rule") or {}
+    for k in ("difference", "low", "high"):  # the agent's Sharpe minus the best rule's
+        if k in versus and np.isfinite(versus[k]):
+            flat[f"eval/versus_best_rule/{k}"] = float(versus[k])
     logger.log_metrics(flat)
     from pytorch_lightning.loggers import WandbLogger
 

@@ -239,8 +239,15 @@ def _training_overlap(contract: dict[str, Any], data: MarketData) -> dict[str, b
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Run the eval task (see ``conf/eval.yaml``); returns the metrics written."""
+    """Run the eval task (see ``conf/eval.yaml``); returns the metrics written. A multi-seed
+    experiment's directory is scored seed by seed (``evaluate_seeds``)."""
     from adan.evaluation.report import write_report
+    from adan.tasks.seeds import seed_runs
+
+    if cfg.ckpt_path and not cfg.ensemble.ckpt_paths:
+        runs = seed_runs(Path(str(cfg.ckpt_path)))
+        if runs is not None:
+            return evaluate_seeds(cfg, runs)
 
     paths = list(cfg.ensemble.ckpt_paths or []) or ([cfg.ckpt_path] if cfg.ckpt_path else [])
     if not paths:
@@ -340,6 +347,44 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         finally:
             _finish(lg)
     return {"metrics": result.metrics, "sharpe_ci": result.sharpe_ci, "meta": result.meta}
+
+
+def evaluate_seeds(cfg: DictConfig, runs: dict[int, Path]) -> dict[str, Any]:
+    """Every seed's run of a multi-seed experiment on the same split, each in
+    ``<out>/seed_<s>/`` with its own report, then the experiment's ``metrics.json`` and
+    ``report.md``: each seed, mean ± sd over seeds, the rules beside them."""
+    from omegaconf import open_dict
+    from rich.console import Console
+
+    from adan.evaluation.seeds_report import write_seeds_report
+    from adan.tasks.seeds import print_seeds_table
+
+    out_dir = Path(cfg.paths.output_dir)
+    per_seed, reports = {}, {}
+    for s, run in sorted(runs.items()):
+        one = cfg.copy()
+        with open_dict(one):
+            one.ckpt_path = str(run)
+            one.paths.output_dir = str(out_dir / f"seed_{s}")
+        log.info("seed %d: %s", s, run)
+        per_seed[s] = evaluate(one)
+        reports[s] = out_dir / f"seed_{s}" / "report.md"
+    summary = write_seeds_report(per_seed, reports, out_dir)
+    print_seeds_table(
+        {
+            "seeds": summary["seeds"],
+            "mean": {summary["split"]: {"agent": summary["mean"]["agent"]}},
+            "sd": {summary["split"]: {"agent": summary["sd"]["agent"]}},
+            "per_seed": {k: {summary["split"]: {"agent": v}} for k, v in summary["agent"].items()},
+        }
+    )
+    beats = summary["beats_best_rule"]
+    Console(width=120).print(
+        f"The agent beats the best simple rule by a paired interval excluding 0 on "
+        f"{beats['seeds']} of {beats['of']} seeds."
+    )
+    log.info("report: %s", out_dir / "report.md")
+    return summary
 
 
 def print_table(result: EvaluationResult) -> None:

@@ -13,16 +13,20 @@ from adan.config.deprecations import migrate
 from adan.tasks.fit import fit
 from adan.tasks.preflight import check_resumable, check_run_settings
 from adan.tasks.registry import validate_config
+from adan.tasks.seeds import train_seeds
 from adan.tasks.walk_forward import walk_forward
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one agent (or, with ``walk_forward``, one per fold); returns the final summary
+    """Train one agent (with ``walk_forward``, one per fold; with ``seeds``, one run per seed:
+    ``adan.tasks.seeds``); returns the final summary
     (and writes it to ``summary.json``). Every check that can run before work does: the
     config's schemas (after moving deprecated keys to their new homes), the run settings, and a resumed checkpoint against the config."""
     migrate(cfg)
     validate_config(cfg)
     check_run_settings(cfg)
+    if cfg.get("seeds"):  # one run per seed, each checked and resumed on its own
+        return train_seeds(cfg)
     if cfg.get("ckpt_path"):
         cfg.ckpt_path = str(check_resumable(cfg))
     if cfg.get("walk_forward"):

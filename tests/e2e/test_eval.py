@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import ROOT, run_train
 
 STRATEGIES = {"agent", "buy_and_hold", "flat", "random", "ma_crossover", "ma_long_short",
-              "momentum"}  # fmt: skip
+              "momentum", "vol_target"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_eval_writes_the_report_with_every_baseline_and_repeats_itself(trained, 
     assert "Sharpe 95% CI" in proc.stdout
     # the first question answered: the agent against the best simple rule, paired
     versus = metrics["meta"]["versus_best_rule"]
-    best = max(("buy_and_hold", "ma_crossover", "ma_long_short", "momentum"),
+    best = max(("buy_and_hold", "ma_crossover", "ma_long_short", "momentum", "vol_target"),
                key=lambda n: metrics["metrics"][n]["sharpe"])  # fmt: skip
     assert versus["rule"] == best
     assert versus["low"] <= versus["difference"] <= versus["high"]

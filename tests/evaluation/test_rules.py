@@ -7,6 +7,7 @@ from adan.evaluation.backtest import record_performance, run_backtest
 from adan.evaluation.baselines import (
     MACrossoverActor,
     MomentumActor,
+    VolTargetActor,
     choose_momentum_lookback,
     run_baselines,
 )
@@ -80,3 +81,19 @@ def test_the_paired_interval_is_of_the_difference_alone():
     assert same == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="differ in length"):
         sharpe_difference_interval(market, market[:-1], 8760, mean_block=10)
+
+
+def test_vol_target_steps_down_when_volatility_rises_and_reads_only_the_past():
+    rng = np.random.default_rng(0)
+    r = rng.normal(0, 0.01, (1000, 2))
+    r[600:700] *= 4  # a turbulent stretch
+    close = 100 * np.exp(np.cumsum(r, axis=0))
+    scale = VolTargetActor(close, window=50).scale
+    assert (scale <= 1.0).all() and (scale[:50] == 1.0).all()  # never levered; long at first
+    assert scale[650:700].max() < 0.5 < scale[550:600].min()  # down in the storm, not before
+    changed = close.copy()
+    changed[800:] *= 2.0
+    np.testing.assert_array_equal(scale[:800], VolTargetActor(changed, window=50).scale[:800])
+    rec = run_baselines(["vol_target"], MarketSpec.of(random_walk(num_bars=400), TradingConfig(),
+                                                       window=8))["vol_target"]  # fmt: skip
+    assert (rec.weights >= -1e-12).all()  # long only, whatever the agent may do

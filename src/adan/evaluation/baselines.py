@@ -12,6 +12,10 @@
 - ``momentum``: time-series momentum, per asset 1/A of equity on the sign of the last
   ``k``-bar return (short on a fall when shorting is on, else flat); ``k`` is chosen on the
   validation split by ``choose_momentum_lookback``.
+- ``vol_target``: volatility-targeted buy-and-hold, per asset long ``min(1, s_bar / s_t) / A``
+  of equity, where ``s_t`` is the std of the last ``VOL_WINDOW`` bar returns and ``s_bar``
+  its mean so far (both from closes up to t): it steps down in turbulent stretches and
+  holds fully in calm ones, without leverage (the agent's own cap).
 
 All but buy-and-hold are actors stepped through the agent's simulator (``run_backtest``).
 """
@@ -29,9 +33,12 @@ from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
 from adan.market.spec import MarketSpec
 
-BASELINES = ("buy_and_hold", "flat", "random", "ma_crossover", "ma_long_short", "momentum")
+BASELINES = (
+    "buy_and_hold", "flat", "random", "ma_crossover", "ma_long_short", "momentum", "vol_target"
+)  # fmt: skip
 # the simple rules the agent must beat (flat and random are floors, not rivals)
-RULES = ("buy_and_hold", "ma_crossover", "ma_long_short", "momentum")
+RULES = ("buy_and_hold", "ma_crossover", "ma_long_short", "momentum", "vol_target")
+VOL_WINDOW = 168  # bars of returns in vol_target's volatility estimate (a week of hours)
 LABELS = {
     "agent": "agent",
     "buy_and_hold": "buy & hold",
@@ -40,6 +47,7 @@ LABELS = {
     "ma_crossover": "MA crossover",
     "ma_long_short": "MA long/short",
     "momentum": "momentum",
+    "vol_target": "vol-targeted buy & hold",
 }
 
 
@@ -154,12 +162,41 @@ class MomentumActor:
         return (self.side[t] * self.weight).astype(np.float32)
 
 
+class VolTargetActor:
+    """Long ``min(1, mean vol so far / vol now) / A`` of equity per asset; the vol is the std
+    of the last ``window`` log returns of closes up to t (fully long before it exists)."""
+
+    def __init__(self, close: np.ndarray, window: int = VOL_WINDOW) -> None:
+        if window < 2:
+            raise ValueError(f"vol_target needs a window >= 2 bars, got {window}")
+        r = np.diff(np.log(close), axis=0)
+        csum = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])
+        csq = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(r * r, axis=0)])
+        n = window
+        vol = np.full(close.shape, np.nan)
+        mean = (csum[n:] - csum[:-n]) / n
+        var = np.maximum((csq[n:] - csq[:-n]) / n - mean**2, 0.0) * n / (n - 1)
+        vol[n:] = np.sqrt(var)  # row t: returns of bars t-n+1 .. t
+        seen = np.arange(1, len(close) - n + 1)[:, None]
+        typical = np.full(close.shape, np.nan)
+        typical[n:] = np.cumsum(vol[n:], axis=0) / seen  # the mean vol over rows n .. t
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.minimum(1.0, typical / vol)
+        self.scale = np.where(np.isfinite(scale), scale, 1.0)
+        self.weight = 1.0 / close.shape[1]
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        return (self.scale[t] * self.weight).astype(np.float32)
+
+
 def choose_momentum_lookback(spec: MarketSpec, candidates: tuple[int, ...] | list[int]) -> int:
     """The lookback of ``candidates`` whose momentum rule has the best Sharpe ratio over
     ``spec`` (the validation split: the test bars never choose it)."""
     from adan.evaluation.backtest import record_performance
 
-    trading = replace(spec.trading, action_mode="continuous", max_leverage=1.0)
+    trading = replace(
+        spec.trading, action_mode="continuous", max_leverage=1.0, action_smoothing=0.0
+    )
     cfg = replace(spec, trading=trading)
     best, best_sharpe = int(candidates[0]), -np.inf
     for k in candidates:
@@ -186,7 +223,8 @@ def run_baselines(
         raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
     # target weights, the same costs, no leverage (the random policy keeps the agent's own
     # action space, leverage included)
-    weights_cfg = replace(trading, action_mode="continuous", max_leverage=1.0)
+    # (the agent's no-trade band applies to them too; its action smoothing does not)
+    weights_cfg = replace(trading, action_mode="continuous", max_leverage=1.0, action_smoothing=0.0)
     out: dict[str, BacktestRecord] = {}
     for name in names:
         if name == "buy_and_hold":
@@ -197,6 +235,8 @@ def run_baselines(
         elif name == "random":
             actor, cfg = RandomActor(trading, data.num_assets, random_runs, seed), trading
             runs = random_runs
+        elif name == "vol_target":
+            actor, cfg, runs = VolTargetActor(data.close), weights_cfg, 1
         elif name == "momentum":
             actor = MomentumActor(data.close, momentum_lookback, trading.allow_short)
             cfg, runs = weights_cfg, 1

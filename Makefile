@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install train test test-all lint docs format bench clean
+.PHONY: help install train test test-all lint docs format bench bench-agent clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,11 @@ bench: $(STAMP)  ## run the benchmarks under experiments/ (each prints a table)
 	$(BIN)/python experiments/bench_data.py
 	$(BIN)/python experiments/bench_realism.py
 	$(BIN)/python experiments/regime_accuracy.py
+
+# About an hour on 2 cores: 3 markets x 2 settings x 3 seeds of the default run, then eval.py.
+bench-agent: $(STAMP)  ## the agent over 3 seeds against every simple rule (experiments/results/agent_vs_rules.md)
+	$(BIN)/python experiments/no_churn_sweep.py --settings today band0.2_cost2x
+	$(BIN)/python experiments/agent_vs_rules.py --settings before defaults
 
 clean:  ## remove the virtualenv and caches (outputs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -103,3 +103,21 @@ def test_bad_seeds_are_refused_naming_the_key(tmp_path):
     assert proc.returncode != 0 and "seeds repeats a seed" in proc.stderr
     proc = run_train(tmp_path / "b", *FAST, "seeds=[1]", "ckpt_path=" + str(tmp_path), check=False)
     assert proc.returncode != 0 and "not a multi-seed experiment" in proc.stderr
+
+
+def test_wandb_groups_the_seeds_and_logs_their_mean(tmp_path):
+    out = tmp_path / "exp"
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_ERROR_REPORTING": "false",
+           "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config"),
+           "WANDB_CACHE_DIR": str(tmp_path / "wandb-cache")}  # fmt: skip
+    run_train(out, *FAST, "seeds=[1,2]", "logger=wandb", env=env, timeout=600)
+
+    def records(run_dir):
+        (run,) = (run_dir / "wandb").glob("offline-run-*")
+        return next(run.glob("*.wandb")).read_bytes()
+
+    for s in (1, 2):
+        assert out.name.encode() in records(out / f"seed_{s}")  # the group: the experiment
+    summary = records(out)
+    assert f"{out.name}-seeds".encode() in summary
+    assert b"seeds/mean/val/agent/sharpe" in summary and b"seeds/sd/val/agent/sharpe" in summary

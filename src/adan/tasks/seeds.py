@@ -11,7 +11,9 @@ only the agent (initialisation, sampling, minibatch order, env resets) changes. 
 
 The experiment directory gets ``seeds.json`` (each seed's run directory: ``eval.py`` reads it
 to score every seed) and ``summary.json`` (every seed's summary and the mean and standard
-deviation over seeds of each figure). SIGINT/SIGTERM reach every running seed, which saves
+deviation over seeds of each figure). With ``logger=wandb`` every seed's run joins one W&B
+group named by the experiment, beside a ``<experiment>-seeds`` run holding the mean and sd
+over seeds. SIGINT/SIGTERM reach every running seed, which saves
 its ``last.ckpt``; ``python train.py seeds=[...] ckpt_path=<experiment dir>`` then resumes the
 unfinished seeds and keeps the finished ones.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adan.errors import ConfigError
 from adan.files import atomic_write_text
@@ -98,6 +100,7 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
         summary["exit_code"] = max(stopped.values())
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     print_seeds_table(summary)
+    _log_to_wandb(cfg, summary, out_dir)
     log.info("summary written to %s", out_dir / "summary.json")
     if failed:
         raise RuntimeError(
@@ -111,6 +114,32 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
     if stopped:
         log.warning("stopped: resume every unfinished seed with ckpt_path=%s", out_dir)
     return summary
+
+
+def _log_to_wandb(cfg: DictConfig, summary: dict[str, Any], out_dir: Path) -> None:
+    """With ``logger=wandb``: one more run in the seeds' group, ``<experiment>-seeds``, whose
+    summary holds the mean and sd over seeds (``seeds/mean/val/agent/sharpe``, ...)."""
+    node = OmegaConf.select(cfg, "logger.wandb")
+    if node is None:
+        return
+    from hydra.utils import instantiate
+
+    group = OmegaConf.select(cfg, "logger.wandb.group") or out_dir.name
+    with open_dict(node):
+        node.group, node.name = group, f"{out_dir.name}-seeds"
+    logger = instantiate(node)
+    flat = {
+        f"seeds/{stat}/{split}/{who}/{k}": v
+        for stat in ("mean", "sd")
+        for split, whos in summary[stat].items()
+        for who, metrics in whos.items()
+        for k, v in metrics.items()
+    }
+    logger.experiment.summary.update({**flat, "seeds/n": len(summary["seeds"])})
+    logger.experiment.config.update({"seeds": summary["seeds"]}, allow_val_change=True)
+    import wandb
+
+    wandb.finish()
 
 
 def _earlier_runs(ckpt_path: Any, seeds: list[int]) -> dict[int, Path]:
@@ -153,6 +182,10 @@ def _member_overrides(cfg: DictConfig) -> list[str]:
         keep.append(f"data.source.seed={int(data_seed)}")
     if OmegaConf.select(cfg, "callbacks.progress_bar") is not None:
         keep.append("callbacks.progress_bar=null")
+    if OmegaConf.select(cfg, "logger.wandb") is not None and not any(
+        o.lstrip("+").startswith("logger.wandb.group=") for o in given
+    ):  # every seed's W&B run in one group, named by the experiment
+        keep.append(f"+logger.wandb.group={Path(str(cfg.paths.output_dir)).name}")
     return keep
 
 

@@ -22,9 +22,9 @@ POLICY = partial(
 
 def make_ppo(env, **kw):
     torch.manual_seed(0)
-    # the values these tests were tuned with (no value clipping, no entropy bonus)
+    # the values these tests were tuned with (no value clipping, no entropy bonus or floor)
     args = dict(total_timesteps=64, n_steps=8, n_minibatches=2, n_epochs=2, gamma=0.9, seed=0)
-    args.update(clip_range_vf=None, ent_coef=0.0)
+    args.update(clip_range_vf=None, ent_coef=0.0, entropy_floor=None)
     args.update(kw)
     return PPO(env, POLICY, None, **args)
 

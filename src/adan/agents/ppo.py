@@ -36,10 +36,14 @@ warnings.filterwarnings("ignore", message="Total length of `list` across ranks i
 PolicyFactory = Callable[[gym.Space, gym.Space], torch.nn.Module]
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
+# Bounds of the entropy floor's coefficient: 1e-6 is "off" next to a unit-scale policy gradient
+# (normalised advantages), 10 outweighs it many times over.
+LOG_FLOOR_COEF_MIN, LOG_FLOOR_COEF_MAX = math.log(1e-6), math.log(10.0)
+
 
 class PPO(pl.LightningModule):
     """PPO-clip with GAE, value clipping, entropy bonus, gradient clipping, linear annealing,
-    an optional target-KL stop and bootstrapping of truncated episodes.
+    an optional target-KL stop, an entropy floor and bootstrapping of truncated episodes.
 
     Args:
         env: a gymnasium VectorEnv (training environments).
@@ -52,6 +56,17 @@ class PPO(pl.LightningModule):
         target_kl: stop the update once a minibatch's approx. KL exceeds 1.5 × this
             (Stable-Baselines3's rule); ``None`` disables it.
         clip_range_vf: clip the value update around the old value (``None``: unclipped).
+        ent_coef / ent_coef_final: the entropy bonus goes linearly from one to the other over
+            ``total_timesteps`` (``ent_coef_final=None``: constant).
+        entropy_floor: for Discrete and MultiDiscrete actions, a floor on the policy's mean
+            entropy as a fraction of the uniform policy's, ``H* = entropy_floor * sum(log n_i)``
+            (``None``: off; a no-op for Box actions, whose entropy has no maximum to scale).
+            It is a Lagrangian constraint, as SAC's automatic temperature: the bonus gets an
+            extra coefficient ``beta = exp(log_beta)``, and after each minibatch
+            ``log_beta += entropy_floor_lr * (H* - H) / sum(log n_i)`` (``H``: the minibatch's
+            mean entropy), clipped to [1e-6, 10]. ``beta`` grows geometrically while the
+            entropy is below the floor and decays towards 0 above it, so a slack floor leaves
+            the update as it was.
     """
 
     def __init__(
@@ -72,6 +87,9 @@ class PPO(pl.LightningModule):
         clip_range_vf: float | None = PPOConfig.clip_range_vf,
         normalize_advantage: bool = PPOConfig.normalize_advantage,
         ent_coef: float = PPOConfig.ent_coef,
+        ent_coef_final: float | None = PPOConfig.ent_coef_final,
+        entropy_floor: float | None = PPOConfig.entropy_floor,
+        entropy_floor_lr: float = PPOConfig.entropy_floor_lr,
         vf_coef: float = PPOConfig.vf_coef,
         max_grad_norm: float = PPOConfig.max_grad_norm,
         target_kl: float | None = PPOConfig.target_kl,
@@ -99,6 +117,26 @@ class PPO(pl.LightningModule):
         self._reward_sums: dict[str, tuple[float, int]] = {}
         self.iteration_seconds = 0.0  # time in rollouts and updates (this process)
         self._shuffle = torch.Generator().manual_seed(seed)
+        self.uniform_entropy = uniform_entropy(env.single_action_space)
+        self.entropy_target: float | None = None  # nats; None: no floor
+        if entropy_floor is not None and self.uniform_entropy:
+            self.entropy_target = entropy_floor * self.uniform_entropy
+        self.log_floor_coef = LOG_FLOOR_COEF_MIN
+
+    @property
+    def floor_coef(self) -> float:
+        """The entropy floor's coefficient ``beta`` (0 without a floor)."""
+        return math.exp(self.log_floor_coef) if self.entropy_target is not None else 0.0
+
+    def _floor_step(self, entropy: float) -> None:
+        """Dual step on ``log beta`` from a minibatch's mean entropy (averaged over DDP
+        processes, so they keep one ``beta``)."""
+        if self._trainer is not None and self.trainer.world_size > 1:
+            local = torch.tensor(entropy, device=self.device)
+            entropy = float(self.trainer.strategy.reduce(local, reduce_op="mean"))
+        gap = (self.entropy_target - entropy) / self.uniform_entropy
+        step = self.log_floor_coef + self.hparams.entropy_floor_lr * gap
+        self.log_floor_coef = min(max(step, LOG_FLOOR_COEF_MIN), LOG_FLOOR_COEF_MAX)
 
     # ---------------------------------------------------------------- Lightning plumbing
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -228,6 +266,9 @@ class PPO(pl.LightningModule):
         progress = min(1.0, self.current_epoch / self.num_updates)
         lr = hp.learning_rate * (1.0 - progress) if hp.anneal_lr else hp.learning_rate
         clip = hp.clip_range * (1.0 - progress) if hp.anneal_clip_range else hp.clip_range
+        ent_coef = hp.ent_coef
+        if hp.ent_coef_final is not None:
+            ent_coef = hp.ent_coef * (1.0 - progress) + hp.ent_coef_final * progress
         opt = self.optimizers()
         for group in opt.param_groups:
             group["lr"] = lr
@@ -243,7 +284,9 @@ class PPO(pl.LightningModule):
                 f"agent.n_steps={hp.n_steps} gave a rollout without a transition at iteration "
                 f"{self.current_epoch} (every step was an autoreset step): raise agent.n_steps"
             )
-        stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac")}
+        stats: dict[str, list[float]] = {
+            k: [] for k in ("pg", "vf", "ent", "kl", "clipfrac", "beta")
+        }
         stopped_early = False
         for _ in range(hp.n_epochs):
             for idx in minibatches(n, hp.n_minibatches, self._shuffle, self.device):
@@ -276,7 +319,8 @@ class PPO(pl.LightningModule):
                         ).mean()
                     )
                 ent = entropy.mean()
-                loss = pg_loss - hp.ent_coef * ent + hp.vf_coef * vf_loss
+                beta = self.floor_coef
+                loss = pg_loss - (ent_coef + beta) * ent + hp.vf_coef * vf_loss
                 terms = (pg_loss.item(), vf_loss.item(), ent.item())  # logged below
                 if not math.isfinite(sum(terms)):
                     self._diverged(
@@ -290,7 +334,9 @@ class PPO(pl.LightningModule):
                     opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm"
                 )
                 opt.step()
-                for key, value in zip(("pg", "vf", "ent"), terms, strict=True):
+                if self.entropy_target is not None:
+                    self._floor_step(terms[2])
+                for key, value in zip(("pg", "vf", "ent", "beta"), (*terms, beta), strict=True):
                     stats[key].append(value)
             if stopped_early:
                 break
@@ -301,10 +347,12 @@ class PPO(pl.LightningModule):
         explained_var = float("nan") if var_y == 0 else float(1 - torch.var(y - y_hat) / var_y)
         elapsed = time.perf_counter() - t0
         self.iteration_seconds += elapsed
+        floor_coef = _mean(stats["beta"]) if stats["beta"] else self.floor_coef
         metrics = {
             "train/policy_loss": _mean(stats["pg"]),
             "train/value_loss": _mean(stats["vf"]),
             "train/entropy": _mean(stats["ent"]),
+            "train/ent_coef": ent_coef + floor_coef,  # mean coefficient of this update's losses
             "train/approx_kl": _mean(stats["kl"]),
             "train/clipfrac": _mean(stats["clipfrac"]),
             "train/explained_variance": explained_var,
@@ -315,6 +363,8 @@ class PPO(pl.LightningModule):
             "time/rollout_fraction": t_rollout / elapsed,
             "time/env_steps": float(self.env_steps),
         }
+        if self.entropy_target is not None:
+            metrics["train/entropy_floor_coef"] = floor_coef
         for name, (total, count) in self._reward_sums.items():
             metrics[f"reward/{name}"] = total / max(count, 1)
         if self.completed_episodes:
@@ -375,12 +425,14 @@ class PPO(pl.LightningModule):
 
     # ---------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store what the model's state_dict does not: env, RNGs and counters."""
+        """Store what the model's state_dict does not: env, RNGs, counters and the entropy
+        floor's coefficient."""
         checkpoint[STATE_KEY] = {
             "env": _env_state(self.env),
             "obs": self._obs,
             "prev_done": self._prev_done.copy(),
             "env_steps": self.env_steps,
+            "log_floor_coef": self.log_floor_coef,
             "shuffle_rng": self._shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
@@ -396,12 +448,23 @@ class PPO(pl.LightningModule):
         self._obs = state["obs"]
         self._prev_done = state["prev_done"]
         self.env_steps = state["env_steps"]
+        self.log_floor_coef = state.get("log_floor_coef", LOG_FLOOR_COEF_MIN)  # older files
         self._shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def uniform_entropy(space: gym.Space) -> float | None:
+    """Entropy of the uniform policy over a Discrete or MultiDiscrete space (sum of log n_i);
+    None for any other space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return math.log(int(space.n))
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return float(np.log(space.nvec.astype(np.float64)).sum())
+    return None
 
 
 def _mean(xs: list[float]) -> float:

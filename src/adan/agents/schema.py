@@ -23,7 +23,15 @@ class PPOConfig:
     anneal_clip_range: bool = False  # linear decay of clip_range to 0 over total_timesteps
     clip_range_vf: float | None = 0.2  # value clipping around the old values; null: off
     normalize_advantage: bool = True  # per minibatch, to zero mean and unit std
-    ent_coef: float = 0.001  # entropy bonus
+    ent_coef: float = 0.001  # entropy bonus (its value at the start of training)
+    ent_coef_final: float | None = None  # reached linearly from ent_coef; null: constant
+    # Discrete and MultiDiscrete actions only (a no-op for Box): keep the policy's mean entropy
+    # above this fraction of the uniform policy's (sum of log n_i) with a learned extra entropy
+    # coefficient, a Lagrange multiplier; null: off
+    entropy_floor: float | None = 0.5
+    # that coefficient's log moves by entropy_floor_lr x (floor - entropy) / (sum of log n_i)
+    # after each minibatch
+    entropy_floor_lr: float = 0.5
     vf_coef: float = 0.5  # weight of the value loss
     max_grad_norm: float = 0.5  # global gradient-norm clip
     target_kl: float | None = None  # stop an update's epochs early past this KL; null: never
@@ -47,6 +55,21 @@ class PPOConfig:
             self.clip_range_vf,
         )
         _check(self.ent_coef >= 0, k + "ent_coef", "must be >= 0", self.ent_coef)
+        _check(
+            self.ent_coef_final is None or self.ent_coef_final >= 0,
+            k + "ent_coef_final",
+            "must be >= 0 or null",
+            self.ent_coef_final,
+        )
+        _check(
+            self.entropy_floor is None or 0 < self.entropy_floor < 1,
+            k + "entropy_floor",
+            "must be in (0, 1) or null",
+            self.entropy_floor,
+        )
+        _check(
+            self.entropy_floor_lr > 0, k + "entropy_floor_lr", "must be > 0", self.entropy_floor_lr
+        )
         _check(self.vf_coef >= 0, k + "vf_coef", "must be >= 0", self.vf_coef)
         _check(self.max_grad_norm > 0, k + "max_grad_norm", "must be > 0", self.max_grad_norm)
         _check(

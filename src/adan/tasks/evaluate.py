@@ -6,6 +6,7 @@ whole held-out split beside the baselines, and write the report.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from dataclasses import replace
@@ -362,7 +363,7 @@ def evaluate_seeds(cfg: DictConfig, runs: dict[int, Path]) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     per_seed, reports = {}, {}
     for s, run in sorted(runs.items()):
-        one = cfg.copy()
+        one = copy.deepcopy(cfg)
         with open_dict(one):
             one.ckpt_path = str(run)
             one.paths.output_dir = str(out_dir / f"seed_{s}")

@@ -63,28 +63,36 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every run")
+    parser.add_argument("--table", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
     jobs = [(n, s) for n in args.settings for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run_one(args.out, *j, args.extra), jobs))
-    rows = ["| setting | agent Sharpe (mean ± sd) | per seed | turnover | costs / equity "
-            "| best rule Sharpe | agent − best rule [paired 95%] per seed |",
+    rows = ["| setting | agent Sharpe, mean ± sd (per seed) | turnover (x equity) | costs / equity "
+            "| turnover, costs vs `today` | best rule (Sharpe) | agent − best rule, paired 95% |",
             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    base = None
     for name in args.settings:
         res = [r for (n, _), r in zip(jobs, results, strict=True) if n == name]
         agent = [r["metrics"]["agent"] for r in res]
         sh = np.array([a["sharpe"] for a in agent])
-        turn = np.mean([a["turnover"] for a in agent])
-        cost = np.mean([a.get("costs", np.nan) for a in agent])
+        turn = np.array([a["turnover"] for a in agent])
+        cost = np.array([a["costs"] for a in agent])
+        if name == "today":
+            base = (turn.mean(), cost.mean())
+        ratio = f"÷{base[0] / turn.mean():.1f}, ÷{base[1] / cost.mean():.1f}" if base else "—"
         vs = [r["meta"].get("versus_best_rule") or {} for r in res]
-        best = ", ".join(f"{v.get('rule')} {r['metrics'][v['rule']]['sharpe']:.2f}"
-                         for v, r in zip(vs, res, strict=True) if v)  # fmt: skip
+        best = ", ".join(sorted({f"{v['rule']} {r['metrics'][v['rule']]['sharpe']:.2f}"
+                                 for v, r in zip(vs, res, strict=True) if v}))  # fmt: skip
         diffs = "; ".join(f"{v['difference']:+.2f} [{v['low']:.2f}, {v['high']:.2f}]"
                           for v in vs if v)  # fmt: skip
         rows.append(
-            f"| {name} | {sh.mean():.2f} ± {sh.std(ddof=1):.2f} | "
-            f"{', '.join(f'{x:.2f}' for x in sh)} | {turn:.0f} | {cost:.1%} | {best} | {diffs} |"
+            f"| {name} | {sh.mean():.2f} ± {sh.std(ddof=1):.2f} "
+            f"({', '.join(f'{x:.2f}' for x in sh)}) | {turn.mean():.0f} ± {turn.std(ddof=1):.0f} "
+            f"| {cost.mean():.1%} | {ratio} | {best} | {diffs} |"
         )
+    if args.table:
+        args.table.write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 
 

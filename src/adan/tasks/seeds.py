@@ -103,13 +103,9 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
     _log_to_wandb(cfg, summary, out_dir)
     log.info("summary written to %s", out_dir / "summary.json")
     if failed:
+        which = ", ".join(f"{s} (exit {c}, log {_log_file(runs[s])})" for s, c in failed.items())
         raise RuntimeError(
-            "seed "
-            + ", ".join(
-                f"{s} (exit {c}, log {_log_file(runs[s])})" for s, c in failed.items()
-            )  # fmt: skip
-            + f" failed; the others are in {out_dir}. Resume with "
-            f"ckpt_path={out_dir}"
+            f"seed {which} failed; the others are in {out_dir}. Resume with ckpt_path={out_dir}"
         )
     if stopped:
         log.warning("stopped: resume every unfinished seed with ckpt_path=%s", out_dir)

@@ -4,6 +4,7 @@ interval of the Sharpe difference against the best rule.
 
     python experiments/agent_vs_rules.py [--markets synthetic synthetic_hard binance_sample]
                                          [--settings defaults before] [--seeds 0 1 2]
+    python experiments/agent_vs_rules.py --runs synthetic:before synthetic:defaults ...
 
 Each (market, setting) is one ``train.py seeds=[...]`` experiment and one ``eval.py`` of it
 (under ``outputs/agent_vs_rules/``; a finished one is reused, an unfinished one resumed).
@@ -80,6 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--markets", nargs="*", default=list(MARKETS))
     parser.add_argument("--settings", nargs="*", default=["defaults"])
+    parser.add_argument(
+        "--runs", nargs="*", default=None, help="market:setting pairs instead of every pair"
+    )
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "agent_vs_rules")
     parser.add_argument(
@@ -92,10 +96,12 @@ def main() -> None:
         + " | best rule | agent − best rule, paired 95% (per seed) | seeds beating it |",
         "|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
-    for market in args.markets:
-        for setting in args.settings:
-            lines.append(rows(market, setting, run(market, setting, args.seeds, args.out)))
-            print(lines[-1], flush=True)
+    pairs = [tuple(p.split(":")) for p in args.runs] if args.runs else [
+        (m, s) for m in args.markets for s in args.settings
+    ]  # fmt: skip
+    for market, setting in pairs:
+        lines.append(rows(market, setting, run(market, setting, args.seeds, args.out)))
+        print(lines[-1], flush=True)
     table = "\n".join(lines)
     print(table)
     args.table.parent.mkdir(parents=True, exist_ok=True)

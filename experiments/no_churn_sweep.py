@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# every setting names both keys, so the table does not move when the defaults do
 SETTINGS: dict[str, list[str]] = {
-    "today": ["trading.execution.rebalance_band=0"],
-    "band0.1": ["trading.execution.rebalance_band=0.1"],
+    "today": ["trading.execution.rebalance_band=0", "trading.train_cost_multiplier=1"],
+    "band0.1": ["trading.execution.rebalance_band=0.1", "trading.train_cost_multiplier=1"],
     "band0.1_cost2x": [
         "trading.execution.rebalance_band=0.1",
         "trading.train_cost_multiplier=2",
@@ -34,10 +35,6 @@ SETTINGS: dict[str, list[str]] = {
     "band0.2_cost4x": [
         "trading.execution.rebalance_band=0.2",
         "trading.train_cost_multiplier=4",
-    ],
-    "smooth0.5_band0.05": [
-        "trading.action_smoothing=0.5",
-        "trading.execution.rebalance_band=0.05",
     ],
 }
 

@@ -9,7 +9,7 @@ from adan.envs import TradingEnv, VecTradingEnv
 from adan.market import TradingConfig
 from adan.market.spec import MarketSpec
 from adan.rewards import AdaptiveReward, SimpleReward
-from tests.market.markets import random_walk
+from tests.market.markets import EVERY_BAR, random_walk
 from tests.market.profiles import trading_profile
 
 
@@ -27,7 +27,9 @@ def test_check_env_passes_without_warnings(market, mode, allow_short):
 
 def test_spaces_and_info(market):
     env = TradingEnv(
-        MarketSpec.of(market, trading=TradingConfig(), window=16), SimpleReward(), episode_length=5
+        MarketSpec.of(market, trading=TradingConfig(execution=EVERY_BAR), window=16),
+        SimpleReward(),
+        episode_length=5,
     )
     assert env.observation_space["market"].shape == (16, 2, 3)
     assert env.observation_space["portfolio"].shape == (4,)

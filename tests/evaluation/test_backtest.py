@@ -8,7 +8,7 @@ from adan.evaluation.evaluator import TradingEvaluator
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
 from adan.market.spec import MarketSpec
-from tests.market.markets import make_market, random_walk
+from tests.market.markets import EVERY_BAR, make_market, random_walk
 
 
 class ConstantPolicy(torch.nn.Module):
@@ -53,7 +53,7 @@ def test_buy_and_hold_by_hand_and_equal_to_a_long_policy_on_one_asset():
     open_ = np.array([10.0, 10.0, 20.0, 22.0, 11.0, 12.0])
     close = np.array([10.0, 20.0, 22.0, 11.0, 12.0, 15.0])
     data = make_market(open_, close)
-    trading = TradingConfig(fee_bps=10, half_spread_bps=5, slippage_bps=5)  # 20 bps in all
+    trading = TradingConfig(fee_bps=10, half_spread_bps=5, slippage_bps=5, execution=EVERY_BAR)
     bh = buy_and_hold(MarketSpec.of(data, trading=trading, window=2)).equity[:, 0]
     units = 10_000 / 1.002 / open_[2]
     np.testing.assert_allclose(bh, [10_000, *(units * close[2:-1])])
@@ -101,7 +101,7 @@ def test_evaluator_compares_agent_with_buy_and_hold_and_refuses_short_splits():
 
 def test_baselines_run_with_the_agents_costs_and_bars():
     data = random_walk(num_bars=400, num_assets=2)
-    trading = TradingConfig()
+    trading = TradingConfig(execution=EVERY_BAR)
     recs = run_baselines(
         ["buy_and_hold", "flat", "random", "ma_crossover"],
         MarketSpec.of(data, trading=trading, window=16, bars_per_year=8760),

@@ -6,6 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from adan.data.bars import MarketData
+from adan.market.execution import ExecutionConfig
+
+# the simulator rebalancing to every target, as hand-computed fills assume (the shipped
+# default has a no-trade band)
+EVERY_BAR = ExecutionConfig(rebalance_band=0.0)
 
 
 def make_market(open_, close, features=None, num_features: int = 2) -> MarketData:

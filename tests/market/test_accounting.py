@@ -8,14 +8,14 @@ import pytest
 from adan.market import MarketSimulator, TradingConfig
 from adan.market.spec import MarketSpec
 from adan.rewards import SimpleReward
-from tests.market.markets import Rewarded, make_market, random_walk
+from tests.market.markets import EVERY_BAR, Rewarded, make_market, random_walk
 
 
 def one_start_sim(open_, close, window=2, trading=None):
     """A single-env simulator whose data leaves exactly one possible start bar (window - 1)."""
     data = make_market(open_, close)
     episode_length = len(data) - window - 1
-    spec = MarketSpec.of(data, trading, window=window)
+    spec = MarketSpec.of(data, trading or TradingConfig(execution=EVERY_BAR), window=window)
     return Rewarded(
         MarketSimulator(spec, 1, episode_length=episode_length), SimpleReward(scale=1.0)
     )
@@ -67,7 +67,12 @@ def test_flat_policy_pays_nothing_and_keeps_equity(market):
 
 def test_simple_reward_is_log_equity_change_net_of_costs(market):
     sim = Rewarded(
-        MarketSimulator(MarketSpec.of(market, window=8), 8, episode_length=50, seed=1),
+        MarketSimulator(
+            MarketSpec.of(market, TradingConfig(execution=EVERY_BAR), window=8),
+            8,
+            episode_length=50,
+            seed=1,
+        ),
         SimpleReward(scale=1.0),
     )
     rng = np.random.default_rng(0)

@@ -234,6 +234,7 @@ def test_hedged_book_has_no_beta_to_the_hedge_asset():
 
 @pytest.mark.parametrize("mode", ["pct", "atr"])
 def test_risk_per_trade_sizes_from_the_stop_the_desk_will_set(mode):
+    from adan.market.execution import ExecutionConfig
     from adan.market.sizing import SizingConfig
     from adan.market.stops import average_true_range
 
@@ -244,6 +245,7 @@ def test_risk_per_trade_sizes_from_the_stop_the_desk_will_set(mode):
         max_leverage=5.0,
         stops=stops,
         sizing=SizingConfig(mode="risk_per_trade", risk_per_trade=0.01),
+        execution=ExecutionConfig(rebalance_band=0.0),  # the stop is set at the fill
     )
     sim = MarketSimulator(
         MarketSpec.of(data, trading=trading, window=16), 4, episode_length=100, seed=0
@@ -267,7 +269,8 @@ def test_kill_switch_flattens_through_a_binding_participation_cap():
     close = np.r_[np.full(6, 100.0), np.linspace(100, 60, 15), np.full(30, 60.0)]
     data = replace(scripted(close, close), volume=np.full((len(close), 1), 200.0))
     trading = TradingConfig(**FREE, risk=RiskConfig(max_drawdown=0.1),
-                            execution=ExecutionConfig(participation=0.1, ttl=2))  # fmt: skip
+                            execution=ExecutionConfig(participation=0.1, ttl=2,
+                                                      rebalance_band=0.0))  # fmt: skip
     sim = simulator(data, trading)
     bought = []
     while not sim.desk.risk.killed[0]:

@@ -6,7 +6,7 @@ import pytest
 from adan.market import BatchRNG, MarketSimulator, TradingConfig, target_weights
 from adan.market.spec import MarketSpec
 from adan.rewards import AdaptiveReward
-from tests.market.markets import Rewarded, make_market, random_walk
+from tests.market.markets import EVERY_BAR, Rewarded, make_market, random_walk
 
 
 def test_ruin_terminates_and_reports_the_episode():
@@ -79,7 +79,10 @@ def test_batch_rng_subset_draws_match_full_draws():
 def test_trading_summary_matches_the_equity_path(market):
     sim = Rewarded(
         MarketSimulator(
-            MarketSpec.of(market, window=8, bars_per_year=252), 4, episode_length=40, seed=5
+            MarketSpec.of(market, TradingConfig(execution=EVERY_BAR), window=8, bars_per_year=252),
+            4,
+            episode_length=40,
+            seed=5,
         )
     )
     rng = np.random.default_rng(2)
@@ -150,7 +153,7 @@ def test_nan_actions_are_refused():
 
 
 def test_leverage_cap_respected_in_the_book(market):
-    cfg = TradingConfig(max_leverage=1.5)
+    cfg = TradingConfig(max_leverage=1.5, execution=EVERY_BAR)
     sim = MarketSimulator(
         MarketSpec.of(market, trading=cfg, window=8), 8, episode_length=50, seed=3
     )

@@ -27,7 +27,9 @@ def test_a_target_inside_the_band_is_not_traded(order_type):
     band = ExecutionConfig(order_type=order_type, rebalance_band=0.2)
     sims = {
         "band": _sim(TradingConfig(execution=band)),
-        "none": _sim(TradingConfig(execution=ExecutionConfig(order_type=order_type))),
+        "none": _sim(
+            TradingConfig(execution=ExecutionConfig(order_type=order_type, rebalance_band=0.0))
+        ),
     }
     traded = {name: 0 for name in sims}
     for actions in _jitter(40, 2):
@@ -135,4 +137,6 @@ def test_training_costs_scale_every_rate():
     assert (dear.fee_bps, dear.half_spread_bps, dear.slippage_bps) == (15.0, 6.0, 3.0)
     assert dear.execution.maker_fee_bps == 3.0 and dear.execution.impact_coef == 1.5
     assert dear.borrow_rate == pytest.approx(3 * trading.borrow_rate)
-    assert TradingConfig().for_training() == TradingConfig()
+    once = TradingConfig(train_cost_multiplier=1.0)
+    assert once.for_training() == once
+    assert TradingConfig().for_training().fee_bps == 4 * TradingConfig().fee_bps  # the default

@@ -53,7 +53,7 @@ bench: $(STAMP)  ## run the benchmarks under experiments/ (each prints a table)
 # About two hours on 2 cores: 5 no-churn settings and 3 markets, 3 seeds each of the default
 # run, each scored by eval.py on its test split.
 bench-agent: $(STAMP)  ## no-churn settings, and the agent over 3 seeds against every simple rule
-	$(BIN)/python experiments/no_churn_sweep.py --table experiments/results/no_churn.md
+	$(BIN)/python experiments/no_churn_sweep.py --table experiments/results/no_churn_sweep.md
 	$(BIN)/python experiments/agent_vs_rules.py --runs synthetic:before synthetic:defaults \
 		synthetic_hard:defaults binance_sample:before binance_sample:defaults
 

@@ -224,3 +224,20 @@ def test_sharpe_interval_covers_the_true_sharpe():
         hits += low <= true_sharpe <= high
     assert 88 <= hits <= 99
     assert time.perf_counter() - t0 < 10
+
+
+def test_sharpe_at_twice_the_costs_pays_each_bars_costs_again():
+    rng = np.random.default_rng(4)
+    equity = 1000 * np.cumprod(np.r_[1.0, 1 + rng.normal(5e-4, 0.01, 300)])
+    r = equity[1:] / equity[:-1] - 1
+    paid = np.abs(rng.normal(0, 1.0, 300))  # cash paid in costs each bar
+    m = no_warnings(equity, 8760, costs=paid)
+    stressed = r - paid / equity[:-1]
+    assert m["sharpe_2x_costs"] == pytest.approx(
+        stressed.mean() / stressed.std(ddof=1) * np.sqrt(8760), rel=1e-12
+    )
+    assert m["sharpe_2x_costs"] < m["sharpe"]  # the more it trades, the more it loses
+    assert no_warnings(equity, 8760, costs=np.zeros(300))["sharpe_2x_costs"] == pytest.approx(
+        m["sharpe"], rel=1e-12
+    )
+    assert math.isnan(no_warnings(equity, 8760, costs=0.01)["sharpe_2x_costs"])  # a total only

@@ -95,6 +95,7 @@ METRICS = (
     "avg_holding_bars",
     "turnover",
     "costs",
+    "sharpe_2x_costs",
     "bars",
 )
 
@@ -147,6 +148,10 @@ def performance(
     - ``avg_holding_bars``: the mean length of the runs of same-sign non-zero position, per
       asset, over bars 1..n; nan without ``weights`` or without any position.
     - ``turnover``: total traded notional / equity; ``costs``: total costs / ``equity[0]``.
+    - ``sharpe_2x_costs``: the Sharpe ratio of ``r - costs[k] / equity[k]``, each bar's return
+      had its costs been paid twice: a turnover-aware score for choosing checkpoints
+      (``optimized_metric=val/sharpe_2x_costs``), lower the more of the edge is paid away in
+      trading. Needs per-step ``costs``; nan for totals.
     - ``bars``: ``n``.
 
     Degenerate curves give finite or nan values, with no warning: constant equity (Sharpe,
@@ -201,6 +206,12 @@ def performance(
 
     turnover_total = float(np.sum(turnover))
     costs_frac = float(costs) if np.ndim(costs) == 0 else float(np.sum(costs)) / equity[0]
+    sharpe_2x = NAN
+    if np.ndim(costs) == 1 and len(costs) == n and n >= 2:
+        paid, prev = np.asarray(costs, dtype=np.float64), equity[:-1]
+        stressed = r - np.divide(paid, prev, out=np.zeros_like(paid), where=prev > 0)
+        std2 = float(stressed.std(ddof=1))
+        sharpe_2x = float(stressed.mean()) / std2 * ann if std2 > MIN_STD else NAN
 
     return {
         "total_return": float(growth - 1.0),
@@ -218,5 +229,6 @@ def performance(
         "avg_holding_bars": avg_hold,
         "turnover": turnover_total,
         "costs": costs_frac,
+        "sharpe_2x_costs": sharpe_2x,
         "bars": float(n),
     }

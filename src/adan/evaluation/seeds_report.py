@@ -26,7 +26,9 @@ COLUMNS = (
 )
 
 
-def _mean_sd(values: list[Any]) -> tuple[float, float]:
+def mean_sd(values: list[Any]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; NaN for one value) of the finite numbers
+    among ``values``; NaN when there is none."""
     x = np.asarray([v for v in values if isinstance(v, int | float)], dtype=np.float64)
     x = x[np.isfinite(x)]
     if len(x) == 0:
@@ -44,7 +46,7 @@ def summarise_seeds(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     keys = list(agent[seeds[0]])
     mean, sd = {}, {}
     for k in keys:
-        mean[k], sd[k] = _mean_sd([agent[s].get(k) for s in seeds])
+        mean[k], sd[k] = mean_sd([agent[s].get(k) for s in seeds])
     versus = {s: per_seed[s]["meta"].get("versus_best_rule") for s in seeds}
     beats = sum(1 for v in versus.values() if v and v["low"] > 0)
     first = per_seed[seeds[0]]

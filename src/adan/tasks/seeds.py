@@ -34,6 +34,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adan.errors import ConfigError
+from adan.evaluation.seeds_report import mean_sd
 from adan.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -287,16 +288,6 @@ def aggregate(per_seed: dict[int, dict[str, Any]], seeds: list[int]) -> dict[str
     if bpy:
         out["bars_per_year"] = bpy[0]
     return out
-
-
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof 1; NaN for one value) of the finite values;
-    NaN when none is finite."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return float("nan"), float("nan")
-    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else float("nan")
 
 
 def print_seeds_table(summary: dict[str, Any]) -> None:

@@ -139,4 +139,7 @@ def test_training_costs_scale_every_rate():
     assert dear.borrow_rate == pytest.approx(3 * trading.borrow_rate)
     once = TradingConfig(train_cost_multiplier=1.0)
     assert once.for_training() == once
-    assert TradingConfig().for_training().fee_bps == 4 * TradingConfig().fee_bps  # the default
+    # the default (null): 4x for continuous targets, 1x for discrete actions
+    assert TradingConfig().for_training().fee_bps == 4 * TradingConfig().fee_bps
+    discrete = TradingConfig(action_mode="discrete")
+    assert discrete.training_cost_factor == 1.0 and discrete.for_training() == discrete

@@ -117,10 +117,12 @@ class TradingConfig:
     # continuous only: target = s x the last target + (1 - s) x the sized action, in [0, 1);
     # 0: the action itself
     action_smoothing: float = 0.0
-    # the training env pays this x every cost rate; validation, test and eval.py pay 1x. 4:
-    # chosen by measurement with the 0.2 no-trade band, it taught the default agent to hold
-    # positions about twice as long at the same test Sharpe (experiments/results/no_churn.md)
-    train_cost_multiplier: float = 4.0
+    # the training env pays this x every cost rate; validation, test and eval.py pay 1x.
+    # null: 4 for continuous actions (with the 0.2 no-trade band it taught the default agent to
+    # hold positions twice as long at the same test Sharpe), 1 for discrete ones (they cannot
+    # jitter, and at 2x the default discrete agent ended as buy-and-hold);
+    # experiments/results/no_churn.md
+    train_cost_multiplier: float | None = None
     initial_cash: float = 10_000.0  # equity at each episode start, in quote currency
     ruin_threshold: float = 0.5  # episode terminates when equity < this x initial_cash, [0, 1)
     name: str = "default"  # the profile's name in logs (trading/<name>/...)
@@ -174,7 +176,7 @@ class TradingConfig:
                 "trading.action_smoothing blends targets, which discrete actions do not have: "
                 "set it to 0 with trading.action_mode=discrete"
             )
-        if self._number("train_cost_multiplier") < 0:
+        if self.train_cost_multiplier is not None and self._number("train_cost_multiplier") < 0:
             raise ConfigError(
                 f"trading.train_cost_multiplier must be >= 0, got {self.train_cost_multiplier:g}"
             )
@@ -220,10 +222,18 @@ class TradingConfig:
                        **{k: getattr(profile, k) for k in _PROFILE_FIELDS})  # fmt: skip
 
     def for_training(self) -> TradingConfig:
-        """The rules the training env trades under: costs times ``train_cost_multiplier``."""
-        if self.train_cost_multiplier == 1.0:
+        """The rules the training env trades under: costs times ``training_cost_factor``."""
+        if self.training_cost_factor == 1.0:
             return self
-        return self.with_costs_scaled(self.train_cost_multiplier)
+        return self.with_costs_scaled(self.training_cost_factor)
+
+    @property
+    def training_cost_factor(self) -> float:
+        """``train_cost_multiplier``, or when null the action mode's: 4 for continuous
+        targets (their jitter is what it cures), 1 for discrete actions."""
+        if self.train_cost_multiplier is not None:
+            return float(self.train_cost_multiplier)
+        return 1.0 if self.action_mode == "discrete" else 4.0
 
     def with_costs_scaled(self, factor: float) -> TradingConfig:
         """These rules with every cost rate (fees, spread, slippage, impact, borrow) times

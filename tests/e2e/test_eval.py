@@ -104,3 +104,18 @@ def test_wandb_gets_metrics_plots_and_a_per_bar_table(trained, tmp_path):
     )
     assert len(images) == 4
     assert list((run / "files" / "media" / "table").rglob("*.table.json"))
+
+
+def test_a_short_run_with_the_shipped_trading_defaults_trains_and_evaluates(tmp_path):
+    """debug=fast turns the no-trade band and the 4x training market off (a smoke run must
+    trade); here they are back at their shipped values, as a user's run has them."""
+    out = tmp_path / "run"
+    shipped = ("trading.execution.rebalance_band=0.2", "trading.train_cost_multiplier=null")
+    run_train(out, "debug=fast", *shipped)
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["status"] == "completed" and "agent" in saved["val"]
+    ev = tmp_path / "eval"
+    proc = run_eval(ev, f"ckpt_path={out}", "n_boot=50", "random_runs=2")
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert {"agent", "momentum", "vol_target"} <= set(metrics["metrics"])
+    assert "Does the agent beat the best simple rule" in proc.stdout

@@ -189,15 +189,18 @@ class VolTargetActor:
         return (self.scale[t] * self.weight).astype(np.float32)
 
 
+def rule_trading(trading: TradingConfig) -> TradingConfig:
+    """How the rules trade: target weights with the agent's costs and no-trade band, no
+    leverage, none of the agent's action smoothing."""
+    return replace(trading, action_mode="continuous", max_leverage=1.0, action_smoothing=0.0)
+
+
 def choose_momentum_lookback(spec: MarketSpec, candidates: tuple[int, ...] | list[int]) -> int:
     """The lookback of ``candidates`` whose momentum rule has the best Sharpe ratio over
     ``spec`` (the validation split: the test bars never choose it)."""
     from adan.evaluation.backtest import record_performance
 
-    trading = replace(
-        spec.trading, action_mode="continuous", max_leverage=1.0, action_smoothing=0.0
-    )
-    cfg = replace(spec, trading=trading)
+    cfg = replace(spec, trading=rule_trading(spec.trading))
     best, best_sharpe = int(candidates[0]), -np.inf
     for k in candidates:
         actor = MomentumActor(spec.data.close, int(k), spec.trading.allow_short)
@@ -221,10 +224,7 @@ def run_baselines(
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
-    # target weights, the same costs, no leverage (the random policy keeps the agent's own
-    # action space, leverage included)
-    # (the agent's no-trade band applies to them too; its action smoothing does not)
-    weights_cfg = replace(trading, action_mode="continuous", max_leverage=1.0, action_smoothing=0.0)
+    weights_cfg = rule_trading(trading)  # the random policy keeps the agent's own rules
     out: dict[str, BacktestRecord] = {}
     for name in names:
         if name == "buy_and_hold":

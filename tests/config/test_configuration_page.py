@@ -40,7 +40,7 @@ TABLES: list[list[tuple[str | None, tuple[str, ...]]]] = [
     [("reward", ("reward=adaptive",))],
     [("trading", ())],
     [("agent", ())],
-    [(None, ())],  # hparams_search: the sweep's settings, not a typed group
+    [("hparams_search", ("hparams_search=ppo_optuna",))],  # the sweep's settings
     [("walk_forward", ("walk_forward=rolling",))],
     [("eval", ())],  # eval.yaml
 ]

@@ -1,12 +1,14 @@
 """`python train.py` end to end: what a researcher runs, checked by what it writes."""
 
 import json
-import sqlite3
 
 import pandas as pd
+import pytest
 
 from adan.evaluation.checkpoint import read_checkpoint
 from tests.e2e.conftest import run_multirun, run_train
+from tests.e2e.tensorboard_records import read_hparams
+from tests.e2e.wandb_records import offline_run
 
 
 def read_metrics(out):
@@ -78,13 +80,21 @@ def test_wandb_offline_without_api_key_one_run_per_multirun_job(tmp_path):
     for job in ("0", "1"):
         runs = list((sweep / job / "wandb").glob("offline-run-*"))
         assert len(runs) == 1, (job, runs)  # each job its own run, none reused
-        assert list(runs[0].glob("*.wandb"))
+        run = offline_run(sweep / job)  # grouped by the sweep (no study: not an Optuna sweep)
+        assert (run.run.run_group, run.run.display_name) == (sweep.name, f"{sweep.name}-job{job}")
+        assert "trial_params" not in run.config
 
 
-def test_tensorboard_logger_writes_events(tmp_path):
+def test_tensorboard_logger_writes_events_and_the_hparams_row(tmp_path):
     out = tmp_path / "run"
-    run_train(out, "logger=tensorboard", "debug=fast")
+    run_train(out, "logger=tensorboard", "debug=fast", "agent.learning_rate=0.0002")
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    # the HParams tab's row: the config's scalar settings, the final validation metrics
+    hparams, metrics, values = read_hparams(out / "tensorboard")
+    assert hparams["agent.learning_rate"] == 0.0002 and hparams["seed"] == 42
+    assert {"hp/val_sharpe", "hp/val_total_return", "hp/best_val_sharpe"} <= set(metrics)
+    summary = json.loads((out / "summary.json").read_text())
+    assert values["hp/val_sharpe"] == pytest.approx(summary["val"]["agent"]["sharpe"], rel=1e-6)
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):
@@ -117,27 +127,6 @@ def test_bad_config_value_fails_before_training_and_names_the_key(tmp_path):
     assert proc.returncode != 0
     assert "agent.clip_range" in proc.stderr + proc.stdout
     assert not (tmp_path / "run" / "checkpoints").exists()
-
-
-def test_optuna_sweep_runs_trials_into_sqlite(tmp_path):
-    db = tmp_path / "study.db"
-    run_multirun(
-        tmp_path / "sweep",
-        "hparams_search=ppo_optuna",
-        "hydra.sweeper.n_trials=4",
-        "debug=fast",
-        f"hydra.sweeper.storage=sqlite:///{db}",
-    )
-    with sqlite3.connect(db) as con:
-        states = [r[0] for r in con.execute("select state from trials")]
-    assert states.count("COMPLETE") == 4
-    assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
-    # each trial is its own job directory with its own summary and objective
-    objectives = [
-        json.loads((tmp_path / "sweep" / str(i) / "summary.json").read_text())["objective"]
-        for i in range(4)
-    ]
-    assert all("val/sharpe" in o for o in objectives)
 
 
 def test_bf16_mixed_precision_path_runs_on_cpu(tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from adan.evaluation.backtest import PolicyActor, record_performance, run_backtest
 from adan.evaluation.baselines import buy_and_hold
+from adan.evaluation.metrics import bar_returns
 from adan.evaluation.records import BacktestRecord
 from adan.market.spec import MarketSpec
 
@@ -25,6 +26,7 @@ class TradingEvaluator:
                 f"needs at least {window + 2}: lengthen the data or change data.split"
             )
         self.spec = spec
+        self.last_record: BacktestRecord | None = None  # the agent's latest backtest
         # Several trading profiles: one backtest each (an account runs one profile).
         self.profiles = [name for name, _ in spec.trading.profile_configs()]
 
@@ -41,7 +43,7 @@ class TradingEvaluator:
         agent's are then their mean)."""
         # one run per profile, all in one batch (run i trades profile i): the simulation of
         # each run is that of its profile alone, at the cost of one backtest
-        record = self.backtest(policy)
+        record = self.last_record = self.backtest(policy)
         if len(self.profiles) == 1:
             return record_performance(record, self.spec.bars_per_year), {}
         each = {
@@ -58,6 +60,14 @@ class TradingEvaluator:
         for name, metrics in each.items():
             mean.update({f"{name}/{k}": v for k, v in metrics.items()})
         return mean
+
+    def agent_returns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bar times, the agent's net simple return per bar) of the latest backtest, averaged
+        over profiles: the series a sweep's selection statistics compare across trials."""
+        if self.last_record is None:
+            raise RuntimeError("agent_returns() needs a backtest first: call compare() or ()")
+        returns = bar_returns(self.last_record.equity).mean(axis=1)
+        return self.last_record.timestamps[1:], returns
 
     def compare(self, policy: torch.nn.Module) -> dict[str, dict[str, float]]:
         """The agent (and each profile, when several) beside buy-and-hold."""

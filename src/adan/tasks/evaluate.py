@@ -342,7 +342,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     written = write_report(result, out_dir)
     print_table(result)
     log.info("report: %s", written.get("report", out_dir))
-    for lg in [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]:
+    for lg in _loggers(cfg, files):
         try:
             log_to_logger(lg, result, written)
         finally:
@@ -418,8 +418,33 @@ def print_table(result: EvaluationResult) -> None:
         console.print(text)
 
 
+def _loggers(cfg: DictConfig, files: list[Path]) -> list[Any]:
+    """The configured loggers. A W&B run is an ``eval`` job in its training run's group,
+    naming that run in its config and, online, using its model artifact
+    (``adan.ops.wandb_logger.eval_run_settings``)."""
+    from adan.ops.wandb_logger import RunLogger, eval_run_settings, use_training_models
+
+    loggers = []
+    for c in (cfg.get("logger") or {}).values():
+        if c is None:
+            continue
+        if not str(c.get("_target_", "")).startswith("adan.ops.wandb_logger."):
+            loggers.append(instantiate(c))
+            continue
+        settings, runs = eval_run_settings(files)
+        for key in ("group", "name", "job_type"):  # what the command line set wins
+            if c.get(key) is not None:
+                settings.pop(key, None)
+        lg = instantiate(c, **settings)
+        if isinstance(lg, RunLogger):
+            use_training_models(lg, runs)
+        loggers.append(lg)
+    return loggers
+
+
 def log_to_logger(logger: Any, result: EvaluationResult, written: dict[str, Path]) -> None:
-    """Metrics to any Lightning logger; with W&B also the plots and a per-bar table."""
+    """Metrics to any Lightning logger; with W&B also the plots, a per-bar table and the report
+    (``report.md``, ``metrics.json``, the plots) as a ``report`` artifact."""
     flat = {
         f"eval/{name}/{k}": float(v)
         for name, m in result.metrics.items()
@@ -453,6 +478,10 @@ def log_to_logger(logger: Any, result: EvaluationResult, written: dict[str, Path
             )
         ]
         run.log({"eval/bars": wandb.Table(columns=columns, data=rows)})
+        from adan.ops.wandb_logger import RunLogger, log_report
+
+        if isinstance(logger, RunLogger):
+            log_report(logger, written)
 
 
 def _finish(logger: Any) -> None:

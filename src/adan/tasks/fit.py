@@ -27,8 +27,10 @@ from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
 from adan.files import atomic_write_text, first_disk_full, is_disk_full
 from adan.market.spec import MarketSpec
+from adan.ops.run_logging import finish_run_logging, log_run_config
 from adan.tasks.kinds import is_gym_task
 from adan.tasks.preflight import refuse_used_checkpoint_dir
+from adan.tasks.sweep import pruned_summary, pruning_callback
 
 log = logging.getLogger(__name__)
 # pytorch-lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API
@@ -84,6 +86,10 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     contract = data_contract(splits) if splits else None
     callbacks.append(RunSpec(OmegaConf.to_container(cfg, resolve=True), contract))
+    # a sweep trial reports its validation scores and may be pruned (not per walk-forward fold)
+    pruning = None if cfg.get("walk_forward") else pruning_callback(cfg)
+    if pruning is not None:
+        callbacks.append(pruning)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     # One epoch is one PPO iteration; trainer.max_epochs may stop earlier (annealing schedules
     # still span agent.total_timesteps, so a stopped run resumes exactly where it left off).
@@ -95,8 +101,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
         logger=loggers or False,
         plugins=[SafeCheckpointIO()],  # atomic writes, reads that run no code
     )
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    log_run_config(loggers, cfg)  # W&B: also its run's identity, for eval.py
     log.info(
         "training %d PPO iterations of %d steps (%d envs x %d) = %d env steps",
         module.num_updates,
@@ -125,12 +130,14 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
             signum = shutdown.signal_received  # SIGINT: stopped at the end of an iteration
         if signum is not None:
             summary = interrupted_summary(module, trainer, signum)
+        elif pruning is not None and pruning.pruned_at is not None:
+            summary = pruned_summary(module, trainer, pruning)
         else:
             summary = summarise(cfg, module, evaluator, splits)
             summary["status"] = "time_limit" if _timed_out(trainer) else "completed"
         summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
         summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only
-        _finish_loggers(loggers, summary, module.env_steps)
+        _finish_loggers(loggers, summary, module.env_steps, trainer, cfg)
     finally:
         _close_wandb(loggers)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
@@ -212,6 +219,7 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
         summary["train"] = train_eval.compare(policy)
         summary["val"] = evaluator.compare(policy)
         summary["bars_per_year"] = evaluator.bars_per_year  # the annualisation of the ratios
+        _write_val_returns(Path(cfg.paths.output_dir), evaluator)
         print_summary(summary)
     metric = cfg.get("optimized_metric")
     if metric:
@@ -222,8 +230,21 @@ def summarise(cfg: DictConfig, module: Any, evaluator: Any, splits: dict) -> dic
     return summary
 
 
-def _finish_loggers(loggers: list, summary: dict, step: int) -> None:
-    """The closing ``summary/*`` values, at the run's last env step."""
+def _write_val_returns(out_dir: Path, evaluator: Any) -> None:
+    """``val_returns.csv``: the final policy's net return per validation bar, which a sweep's
+    report compares across trials (the Probability of Backtest Overfitting)."""
+    import pandas as pd
+
+    times, returns = evaluator.agent_returns()
+    frame = pd.DataFrame({"time": pd.to_datetime(times), "agent": returns})
+    atomic_write_text(out_dir / "val_returns.csv", frame.to_csv(index=False))
+
+
+def _finish_loggers(
+    loggers: list, summary: dict, step: int, trainer: pl.Trainer, cfg: DictConfig
+) -> None:
+    """The closing ``summary/*`` values, at the run's last env step; then W&B's best values
+    and checkpoint artifacts, TensorBoard's HParams row (``adan.ops.run_logging``)."""
     flat = {
         f"summary/{split}/{who}/{k}": v
         for split in ("train", "val")
@@ -233,6 +254,8 @@ def _finish_loggers(loggers: list, summary: dict, step: int) -> None:
     }
     for lg in loggers:
         lg.log_metrics(flat, step=step)
+    finish_run_logging(loggers, summary, trainer, cfg)
+    for lg in loggers:
         lg.save()
 
 

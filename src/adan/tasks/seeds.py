@@ -174,6 +174,8 @@ def _member_overrides(cfg: DictConfig) -> list[str]:
 
     given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     keep = [o for o in given if o.lstrip("~+").split("=", 1)[0] not in _OWN_KEYS]
+    # a sweep trial's seeds are its members, not trials: the experiment reports to the study
+    keep = [o for o in keep if not o.lstrip("~+").startswith("optuna_trial")]
     data_seed = OmegaConf.select(cfg, "data.source.seed")
     if data_seed is not None:
         keep.append(f"data.source.seed={int(data_seed)}")
@@ -181,8 +183,10 @@ def _member_overrides(cfg: DictConfig) -> list[str]:
         keep.append("callbacks.progress_bar=null")
     if OmegaConf.select(cfg, "logger.wandb") is not None and not any(
         o.lstrip("+").startswith("logger.wandb.group=") for o in given
-    ):  # every seed's W&B run in one group, named by the experiment
-        keep.append(f"+logger.wandb.group={Path(str(cfg.paths.output_dir)).name}")
+    ):  # every seed's W&B run in one group, named by the experiment (a sweep trial's: the study)
+        trial = cfg.get("optuna_trial")
+        group = trial.study if trial else Path(str(cfg.paths.output_dir)).name
+        keep.append(f"+logger.wandb.group={group}")
     return keep
 
 
@@ -226,7 +230,8 @@ def _run_members(
 
 
 def _start(script: Path, base: list[str], seed: int, run: Path, earlier: Path | None) -> Any:
-    args = [*base, f"hydra.run.dir={run}", f"seed={seed}", "seeds=null"]
+    # hydra.mode=RUN: a member of a sweep trial (hparams_search sets MULTIRUN) is one run
+    args = [*base, f"hydra.run.dir={run}", f"seed={seed}", "seeds=null", "hydra.mode=RUN"]
     last = earlier / "checkpoints" / "last.ckpt" if earlier is not None else None
     if last is not None and last.is_file():
         args.append(f"ckpt_path={last}")

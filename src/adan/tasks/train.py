@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -14,6 +15,7 @@ from adan.tasks.fit import fit
 from adan.tasks.preflight import check_resumable, check_run_settings
 from adan.tasks.registry import validate_config
 from adan.tasks.seeds import train_seeds
+from adan.tasks.sweep import requeued_trial, write_trial_file
 from adan.tasks.walk_forward import walk_forward
 
 
@@ -25,6 +27,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     migrate(cfg)
     validate_config(cfg)
     check_run_settings(cfg)
+    write_trial_file(cfg, Path(cfg.paths.output_dir))  # a sweep trial: which study and trial
+    requeued_trial(cfg)  # a sweep trial started again (SLURM requeue) resumes its last.ckpt
     if cfg.get("seeds"):  # one run per seed, each checked and resumed on its own
         return train_seeds(cfg)
     if cfg.get("ckpt_path"):

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install train test test-all lint docs format bench bench-agent clean
+.PHONY: help install train test test-all lint docs format bench bench-agent bench-sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ bench-agent: $(STAMP)  ## no-churn settings, and the agent over 3 seeds against 
 	$(BIN)/python experiments/no_churn_sweep.py --table experiments/results/no_churn_sweep.md
 	$(BIN)/python experiments/agent_vs_rules.py --runs synthetic:before synthetic:defaults \
 		synthetic_hard:defaults binance_sample:before binance_sample:defaults
+
+# About an hour on 2 cores: the default sweep (12 short trials) with and without pruning, over
+# 3 study seeds, one trial at a time.
+bench-sweep: $(STAMP)  ## what pruning saves on the default sweep (wall time, env steps, best score)
+	$(BIN)/python experiments/sweep_pruning.py --study-seeds 1234 1235 1236 \
+		--table experiments/results/sweep_pruning.md
 
 clean:  ## remove the virtualenv and caches (outputs/ is kept)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from adan.errors import ConfigError
 from adan.tasks.sweep import lower_confidence_bound, trial_outcome
+from hydra_plugins.adan_optuna_sweeper.sweeper import trial_seed
 from tests.e2e.conftest import run_multirun
 
 SWEEP = ("hparams_search=ppo_optuna", "debug=fast", "~callbacks.progress_bar")
@@ -53,7 +54,8 @@ def test_a_resumed_sweep_continues_the_study_with_new_trials_in_parallel_and_pru
         assert t.value == pytest.approx(summary["objective"]["val/sharpe"])
         assert (run_dir / "val_returns.csv").is_file()
     report = (first / "sweep_report.md").read_text()
-    assert "Deflated Sharpe" in report and "python eval.py ckpt_path=" in report
+    assert "**DSR = " in report and "**PBO = " in report  # computed, not skipped
+    assert "python eval.py ckpt_path=" in report
     assert (first / "optimization_results.yaml").is_file()
 
     # The same command again, every trial pruned at iteration 1: the study goes on (trials 2 and 3) with proposals it has not made before.
@@ -104,3 +106,9 @@ def test_a_summary_becomes_the_trials_state_and_value():
     assert lower_confidence_bound(2.0, 0.6, 1) == 2.0  # one seed: no spread to bound
     with pytest.raises(ConfigError, match="hparams_search.objective"):
         trial_outcome(done, objective="median")
+
+
+def test_each_trial_of_each_study_seed_draws_with_a_seed_of_its_own():
+    seeds = {trial_seed(s, k) for s in range(1230, 1240) for k in range(50)}
+    assert len(seeds) == 500  # (s, k) and (s + 1, k - 1) no longer share a draw
+    assert trial_seed(1234, 7) == trial_seed(1234, 7)  # reproducible

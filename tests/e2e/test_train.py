@@ -134,18 +134,3 @@ def test_bf16_mixed_precision_path_runs_on_cpu(tmp_path):
     out = tmp_path / "run"
     run_train(out, "trainer.precision=bf16-mixed", "debug=fast", "~callbacks.progress_bar")
     assert json.loads((out / "summary.json").read_text())["env_steps"] == 2048
-
-
-def test_same_seed_and_config_reproduce_the_printed_results(tmp_path):
-    """Every number in summary.json comes back bit-identical from the same seed and config."""
-    runs = [tmp_path / "a", tmp_path / "b"]
-    for out in runs:
-        run_train(out, "debug=fast", "seed=7", "~callbacks.progress_bar")
-    a, b = (json.loads((out / "summary.json").read_text()) for out in runs)
-    for key in ("train_seconds", "iteration_seconds"):  # wall-clock, not results
-        a.pop(key), b.pop(key)
-    assert a == b
-    other = tmp_path / "c"
-    run_train(other, "debug=fast", "seed=8", "~callbacks.progress_bar")
-    c = json.loads((other / "summary.json").read_text())
-    assert c["val"]["agent"] != a["val"]["agent"]  # and the seed matters

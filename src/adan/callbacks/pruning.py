@@ -57,24 +57,21 @@ class OptunaPruning(pl.Callback):
         return optuna.trial.Trial(study, trial_id)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or self.pruned_at is not None:
+        # every process validates; rank 0 reports and asks, and its answer is every rank's
+        if trainer.sanity_checking or self.pruned_at is not None:
             return
         value = trainer.callback_metrics.get(self.metric)
         if value is None:
             return
-        value = float(value)
-        if not math.isfinite(value):
-            value = self.nan_score
-        if self._trial is None:
-            self._trial = self._open_trial()
         step = int(trainer.current_epoch)
-        with warnings.catch_warnings():  # a step reported before a resume is kept, not an error
-            warnings.simplefilter("ignore", UserWarning)
-            self._trial.report(value, step)
-        self.last_value = value
-        if self._trial.should_prune():
-            self.pruned_at = step
-            trainer.should_stop = True
+        prune = trainer.is_global_zero and self._report(float(value), step)
+        if trainer.world_size > 1:
+            prune = bool(trainer.strategy.broadcast(prune, src=0))
+        if not prune:
+            return
+        self.pruned_at = step
+        trainer.should_stop = True
+        if trainer.is_global_zero:
             log.warning(
                 "trial %d of study %s pruned at iteration %d (%s = %.4g): stopping; "
                 "last.ckpt is kept",
@@ -82,5 +79,17 @@ class OptunaPruning(pl.Callback):
                 self.study_name,
                 step,
                 self.metric,
-                value,
+                self.last_value,
             )
+
+    def _report(self, value: float, step: int) -> bool:
+        """Report ``value`` at ``step`` (NaN as ``nan_score``); whether the pruner prunes."""
+        if not math.isfinite(value):
+            value = self.nan_score
+        if self._trial is None:
+            self._trial = self._open_trial()
+        with warnings.catch_warnings():  # a step reported before a resume is kept, not an error
+            warnings.simplefilter("ignore", UserWarning)
+            self._trial.report(value, step)
+        self.last_value = value
+        return bool(self._trial.should_prune())

@@ -9,8 +9,9 @@ results are the plugin's) and changes the sweep loop:
   reported value, Optuna's rule) and does not count against ``max_failure_rate``.
 - **Resume without duplicates.** The plugin seeds its sampler once per process, so running
   the same command again (or a second worker on the same storage) proposes the same points.
-  Here each trial's parameters are drawn by a sampler seeded with ``seed + trial.number``:
-  reproducible from the seed, and new for every trial of the study, whichever process asks.
+  Here each trial's parameters are drawn by a sampler seeded from ``(seed, trial.number)``
+  (:func:`trial_seed`): reproducible from the seed, new for every trial of the study whichever
+  process asks, and unrelated across study seeds.
 - **Provenance.** Each trial stores ``run_dir``, ``overrides`` and ``seed`` (and
   ``pruned_at``) as user attributes; each run directory holds ``sweep_trial.json``.
 - **Seeds.** With ``seeds``, each trial is a multi-seed experiment (``seeds=[...]``) scored by
@@ -47,41 +48,10 @@ log = logging.getLogger(__name__)
 class AdanOptunaSweeper(Sweeper):
     """The Hydra entry point (``hydra/sweeper=adan_optuna``); the work is in the Impl."""
 
-    def __init__(
-        self,
-        sampler: Any,
-        direction: Any,
-        storage: Any | None,
-        study_name: str | None,
-        n_trials: int,
-        n_jobs: int,
-        max_failure_rate: float,
-        search_space: DictConfig | None,
-        custom_search_space: str | None,
-        params: DictConfig | None,
-        pruner: Any = None,
-        seeds: list[int] | None = None,
-        objective: str = "mean",
-        nan_score: float = 0.0,
-        report: bool = True,
-    ) -> None:
-        self.sweeper = AdanOptunaSweeperImpl(
-            sampler,
-            direction,
-            storage,
-            study_name,
-            n_trials,
-            n_jobs,
-            max_failure_rate,
-            search_space,
-            custom_search_space,
-            params,
-            pruner=pruner,
-            seeds=seeds,
-            objective=objective,
-            nan_score=nan_score,
-            report=report,
-        )
+    def __init__(self, **settings: Any) -> None:
+        # hydra-optuna-sweeper's settings (sampler, direction, storage, study_name, n_trials,
+        # n_jobs, max_failure_rate, search_space, custom_search_space, params) and ours
+        self.sweeper = AdanOptunaSweeperImpl(**settings)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -95,14 +65,15 @@ class AdanOptunaSweeper(Sweeper):
 class AdanOptunaSweeperImpl(OptunaSweeperImpl):
     def __init__(
         self,
-        *args: Any,
+        *,
         pruner: Any = None,
         seeds: list[int] | None = None,
         objective: str = "mean",
         nan_score: float = 0.0,
         report: bool = True,
+        **plugin: Any,
     ) -> None:
-        super().__init__(*args)
+        super().__init__(**plugin)
         if objective not in OBJECTIVES:
             raise ValueError(
                 f"hparams_search.objective must be one of {OBJECTIVES}, got {objective!r}"
@@ -120,12 +91,12 @@ class AdanOptunaSweeperImpl(OptunaSweeperImpl):
     # -- proposals ---------------------------------------------------------------------------
 
     def _sampler_for(self, number: int) -> Any:
-        """A sampler whose randomness is ``seed + number``: trial ``number``'s own draw."""
+        """A sampler whose randomness is trial ``number``'s own (:func:`trial_seed`)."""
         node = OmegaConf.select(self.config, "hydra.sweeper.sampler")
         seed = node.get("seed") if node is not None else None
         if node is None or "seed" not in node or seed is None:
             return self.sampler  # unseeded: fresh randomness anyway
-        return instantiate(node, seed=int(seed) + int(number))
+        return instantiate(node, seed=trial_seed(int(seed), int(number)))
 
     def _trial_overrides(self, trial: Any, params: tuple[str, ...]) -> tuple[str, ...]:
         storage = str(self.storage).replace("'", "\\'")
@@ -267,15 +238,26 @@ class AdanOptunaSweeperImpl(OptunaSweeperImpl):
                 log.info("Sweep report: %s", path)
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` of a study seeded ``seed``: numpy's SeedSequence
+    of the pair. (``seed + number`` would give study seed s's trial k the draw of study seed
+    s + 1's trial k - 1: neighbouring study seeds would share almost every proposal.)"""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
+
+
 def _open_study(**kwargs: Any) -> optuna.Study:
     """Create the study, or load it if it exists. Several workers starting on one empty
-    database race to create Optuna's tables and the study (a unique-key violation for the
-    loser): the loser tries again, and then finds them made."""
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    database race to create Optuna's tables and the study: the loser tries again, and then
+    finds them made."""
+    # the loser sees a unique-key violation, "relation already exists" or a lock timeout:
+    # IntegrityError, ProgrammingError, OperationalError, all DBAPIErrors
+    from sqlalchemy.exc import DBAPIError
     from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
 
     @retry(
-        retry=retry_if_exception_type((IntegrityError, OperationalError)),
+        retry=retry_if_exception_type(DBAPIError),
         stop=stop_after_attempt(5),
         wait=wait_random(0.2, 1.5),
         reraise=True,

@@ -131,7 +131,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
         if signum is not None:
             summary = interrupted_summary(module, trainer, signum)
         elif pruning is not None and pruning.pruned_at is not None:
-            summary = pruned_summary(module, trainer, pruning)
+            summary = pruned_summary(module, trainer, pruning, _last_checkpoint(trainer))
         else:
             summary = summarise(cfg, module, evaluator, splits)
             summary["status"] = "time_limit" if _timed_out(trainer) else "completed"

@@ -258,8 +258,9 @@ def _log_finished(seed: int, run: Path, code: int) -> None:
 
 
 def _read_summary(run: Path) -> dict[str, Any]:
-    file = run / "summary.json"
-    return json.loads(file.read_text()) if file.is_file() else {}
+    from adan.tasks.sweep import read_summary
+
+    return read_summary(run)
 
 
 def aggregate(per_seed: dict[int, dict[str, Any]], seeds: list[int]) -> dict[str, Any]:

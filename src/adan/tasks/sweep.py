@@ -111,19 +111,18 @@ def pruning_callback(cfg: DictConfig) -> OptunaPruning | None:
     )
 
 
-def pruned_summary(module: Any, trainer: Any, pruning: OptunaPruning) -> dict[str, Any]:
-    """What a pruned run reports (no closing backtests: the trial is already judged weak)."""
+def pruned_summary(
+    module: Any, trainer: Any, pruning: OptunaPruning, checkpoint: Path | None
+) -> dict[str, Any]:
+    """What a pruned run reports (no closing backtests: the trial is already judged weak);
+    ``checkpoint`` is its ``last.ckpt``, kept for a resume."""
     val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    last = Path(trainer.default_root_dir)  # only for a hint; the checkpoint callback knows better
-    for cb in trainer.callbacks:
-        if hasattr(cb, "last_path") and getattr(cb, "keep_last", False):
-            last = cb.last_path
     return {
         "status": "pruned",
         "pruned_at": pruning.pruned_at,
         "env_steps": module.env_steps,
         "iterations": pruning.pruned_at + 1,
-        "checkpoint": str(last) if Path(last).is_file() else None,
+        "checkpoint": str(checkpoint) if checkpoint else None,
         "last_validation": val,
         "objective": {pruning.metric: pruning.last_value},
     }

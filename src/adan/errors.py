@@ -37,3 +37,50 @@ def check(ok: bool, key: str, rule: str, value: object) -> None:
     """Raise ``ConfigError("<key> <rule>, got <value>")`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key} {rule}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------- live trading
+# What ``trade.py`` raises. ``retryable`` tells the resilience layer (``adan.ops.resilience``)
+# whether a call may be tried again (a timeout, a 5xx) or must escalate at once (a bad bar, a
+# NaN action, a state that does not belong to this checkpoint).
+
+
+class TradingError(RuntimeError):
+    """Any failure of the live/paper trading loop; ``retryable`` says whether to try again."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = bool(retryable)
+
+
+class LiveDataError(TradingError):
+    """A bar that cannot be used as it is (malformed, NaN in a feature, out of order)."""
+
+
+class FeedError(TradingError):
+    """The bar feed failed (network, server error, timeout); retryable by default."""
+
+    retryable = True
+
+
+class BrokerError(TradingError):
+    """The broker refused or failed an order or a query; retryable by default."""
+
+    retryable = True
+
+
+class ModelError(TradingError):
+    """The policy produced something unusable (NaN or out-of-range actions) or cannot run."""
+
+
+class LiveConfigError(TradingError, ConfigError):
+    """A live setting is missing or invalid (a deploy profile's required key, a hot-reloaded
+    file); the message names the key."""
+
+
+class StateMismatchError(TradingError):
+    """Persisted trading state that does not belong to this checkpoint or config; the message
+    lists what differs."""

@@ -7,6 +7,7 @@ import math
 
 import matplotlib.image as mpimg
 import numpy as np
+import pandas as pd
 import pytest
 
 from adan.evaluation.metrics import performance
@@ -94,7 +95,12 @@ def _result(with_regimes: bool = True, nan_metrics: bool = False) -> EvaluationR
 
 
 def _check_files(paths, tmp_path):
-    assert set(paths) == {"metrics", "report", *PNGS}
+    assert set(paths) == {"metrics", "report", "agent_bars", *PNGS}
+    bars = pd.read_csv(paths["agent_bars"])  # the agent bar by bar, at full precision
+    agent = _result().records["agent"]
+    assert list(bars.columns[:4]) == ["time", "equity", "cost", "turnover"]
+    assert (bars["equity"].to_numpy() == agent.equity[:, 0]).all()
+    assert bars["cost"].iloc[0] == 0.0 and (bars["cost"].to_numpy()[1:] == agent.costs[:, 0]).all()
     for key in PNGS:
         png = paths[key]
         assert png == tmp_path / "plots" / f"{key}.png"

@@ -306,6 +306,46 @@ class MarketPipeline:
             out.append(attach_regimes(self._assemble(history, bounds, None), self.regime))
         return out
 
+    def history_bounds(self, bars: Bars) -> dict[str, tuple[int, int]]:
+        """The split ranges this pipeline cuts ``bars`` into, over rows kept after the warm-up
+        (what ``build`` uses); the live loop keeps train and val of them fixed."""
+        first = self._prepare(bars).first_row
+        return self._bounds(len(bars) - first, bars.timestamps[first:])
+
+    def build_live(
+        self,
+        bars: Bars,
+        fitted: Mapping[str, Any],
+        start: int,
+        history: Mapping[str, tuple[int, int]] | None = None,
+    ) -> MarketData:
+        """The bars traded live, ``bars[start:]``, as the model sees them, recomputed from the
+        whole of ``bars`` (history and live bars) with the checkpoint's scalers (``fitted``).
+
+        Every value is the one ``build`` gives the same bar of a split: features are causal
+        and computed over the same history, normalised with the training scaler, and regimes
+        come from one causal pass over ``history``'s train and val ranges (kept rows, as
+        ``history_bounds`` returns them; the HMM is fitted on train) followed by the live
+        bars. Nothing is cached: the last bar is new each time. ``start`` is a row of
+        ``bars`` at or after the feature warm-up.
+        """
+        prep = self._prepare(bars)
+        first = prep.first_row
+        if start < first:
+            raise ValueError(
+                f"the live bars start at row {start}, inside the features' warm-up of {first} "
+                "bars: give the loop more history"
+            )
+        bounds = {
+            name: rows
+            for name, rows in (history or {}).items()
+            if name in ("train", "val") and rows[1] <= start - first
+        }
+        bounds["live"] = (start - first, len(bars) - first)
+        self._check_contract(fitted, bars)
+        out = self._assemble(prep, bounds, fitted)
+        return attach_regimes(out, self.regime)["live"]
+
     def _bounds(self, n: int, timestamps: np.ndarray) -> dict[str, tuple[int, int]]:
         """Split ranges over the kept rows: by date when ``train_end`` is set, else fractions."""
         s, embargo = self.split, int(self.split["embargo"])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from adan.evaluation.plots import PLOTS, label, strategy_order
-from adan.evaluation.records import EvaluationResult
+from adan.evaluation.records import BacktestRecord, EvaluationResult
 
 # Known metrics, in display order: (key, column header, formatter kind).
 # Kinds: "ret" signed %, "pct" %, "ratio" 2 decimals, "bars" a count of bars, "mult" x equity,
@@ -343,7 +343,28 @@ def write_report(result: EvaluationResult, out_dir: Path) -> dict[str, Path]:
     metrics_path = out_dir / "metrics.json"
     text = json.dumps(json_safe(_metrics_payload(result)), indent=2, allow_nan=False)
     metrics_path.write_text(text + "\n", encoding="utf-8")
+    bars_path = write_agent_bars(result.records["agent"], out_dir / "agent_bars.csv")
     plots = {key: fn(result, out_dir / "plots" / f"{key}.png") for key, fn in PLOTS.items()}
     report_path = out_dir / "report.md"
     report_path.write_text(render_markdown(result, plots, out_dir), encoding="utf-8")
-    return {"metrics": metrics_path, "report": report_path, **plots}
+    return {"metrics": metrics_path, "report": report_path, "agent_bars": bars_path, **plots}
+
+
+def write_agent_bars(record: BacktestRecord, path: Path) -> Path:
+    """The agent's path bar by bar (run 0): time, equity, costs and turnover of the step that
+    ended at that bar, and the weight per asset at its close. The file a paper-trading replay
+    (``trade.py``) is compared with, row for row."""
+    import pandas as pd
+
+    n = len(record.equity)
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime(record.timestamps).strftime("%Y-%m-%dT%H:%M:%S"),
+            "equity": record.equity[:, 0],
+            "cost": np.r_[0.0, record.costs[:, 0]][:n],
+            "turnover": np.r_[0.0, record.turnover[:, 0]][:n],
+            **{f"weight_{a}": record.weights[:, 0, i] for i, a in enumerate(record.assets)},
+        }
+    )
+    frame.to_csv(path, index=False, float_format="%.17g")
+    return path

@@ -1,0 +1,1 @@
+"""Bar feeds for ``trade.py``: where closed bars come from (a file replayed, an exchange)."""

@@ -1,0 +1,595 @@
+"""The trade task: paper-trade a trained agent as a long-running service (``trade.py``).
+
+``run`` builds, from the checkpoint and ``conf/trade.yaml``: the feed (replay or exchange), the
+live market (the checkpoint's pipeline and scalers), the paper broker (the backtest's trading
+desk), the state file, alerts, the health/metrics endpoint, JSON logs, retries, circuit
+breakers and the hot-reloaded settings, then runs ``adan.ops.live_loop.TradingLoop``. The
+other commands act on the state file: ``status``, ``backup``, ``restore`` (service stopped)
+and the queued ``switch_model``, ``rollback``, ``flatten`` and ``resume`` (applied at the
+service's next bar).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
+from adan.data.bars import Bars
+from adan.errors import CheckpointError, LiveConfigError, StateMismatchError
+from adan.evaluation.backtest import PolicyActor
+from adan.evaluation.checkpoint import load_checkpoint, policy_from_checkpoint, resolve_checkpoint
+from adan.market.spec import MarketSpec
+from adan.ops.broker import PaperBroker
+from adan.ops.live_loop import LoopSettings, ModelSlot, TradingLoop, iso, record_model
+from adan.ops.live_market import LiveMarket, bars_from_state, bars_state, take_bars
+from adan.ops.state_store import StateStore, restore
+
+log = logging.getLogger("adan.trade")
+COMMANDS = ("run", "status", "switch_model", "rollback", "flatten", "resume", "backup", "restore")
+QUEUED = ("switch_model", "rollback", "flatten", "resume")
+LIVE_TUNABLE = ("risk", "dbe")  # trading sections a settings file may change at run time
+
+
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# ----------------------------------------------------------------------------- the model
+class Agent:
+    """A checkpoint as the service runs it: its config, data contract, trading rules and
+    policy. ``load(path)`` checks that another checkpoint can replace this one."""
+
+    def __init__(self, path: str | Path, profile: str | None = None) -> None:
+        self.file = resolve_checkpoint(path)
+        self.ckpt = load_checkpoint(self.file)
+        if self.ckpt.get(DATA_KEY) is None:
+            raise CheckpointError(f"{self.file} was not trained on market data: nothing to trade")
+        self.cfg = OmegaConf.create(self.ckpt[CONFIG_KEY])
+        self.window = int(self.cfg.env.window)
+        self.profile = profile
+        self.trading = self.trading_with({})
+        self.sha256 = sha256(self.file)
+
+    def trading_with(self, overrides: dict[str, Any]):
+        """The checkpoint's trading rules (one profile) with the live-tunable sections in
+        ``overrides`` (``risk``, ``dbe``) replaced, validated by the training schema."""
+        bad = sorted(set(overrides) - set(LIVE_TUNABLE))
+        if bad:
+            raise LiveConfigError(
+                f"trading.{bad[0]} cannot change while trading (it changes what the agent's "
+                f"actions mean); a settings file may change trading.risk and trading.dbe only"
+            )
+        trading = instantiate(OmegaConf.merge(self.cfg.trading, overrides))
+        names = [n for n, _ in trading.profile_configs()]
+        if len(names) > 1:
+            trading = trading.only(self.profile or names[0])
+        return trading
+
+    def contract(self) -> dict[str, Any]:
+        """What a replacement model must share: data, window and action space."""
+        fitted = self.ckpt[DATA_KEY]
+        return {
+            "assets": list(fitted.get("assets") or []),
+            "feature_names": list(fitted["feature_names"]),
+            "window": self.window,
+            "action_mode": self.trading.action_mode,
+            "allow_short": self.trading.allow_short,
+        }
+
+    def slot(self, spec: MarketSpec) -> ModelSlot:
+        policy = policy_from_checkpoint(self.ckpt, spec)
+        actor = PolicyActor(policy)
+        return ModelSlot(lambda obs: actor(obs, None)[0], str(self.file), self.sha256)
+
+
+def model_loader(first: Agent, spec: MarketSpec, profile: str | None):
+    """``load(path) -> ModelSlot`` for the switch and rollback commands: refuses a checkpoint
+    whose data contract differs from ``first``'s, naming what differs."""
+
+    def load(path: str) -> ModelSlot:
+        other = Agent(path, profile)
+        differ = diff(first.contract(), other.contract())
+        if differ:
+            raise StateMismatchError(f"{other.file} cannot replace the running model: {differ}")
+        return other.slot(spec)
+
+    return load
+
+
+def diff(a: dict, b: dict) -> str:
+    """``key: a -> b`` for every key whose values differ ('' when none)."""
+    keys = sorted(set(a) | set(b))
+    return "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k))
+
+
+# ----------------------------------------------------------------------------- the data
+def checkpoint_pipeline(agent: Agent):
+    """The checkpoint's data pipeline (no cleaning report written, no cache)."""
+    data = OmegaConf.create(agent.ckpt[CONFIG_KEY]["data"])
+    for key in ("report_path", "cache_dir"):
+        if key in data:
+            data[key] = None
+    return instantiate(data)
+
+
+def source_bars(pipeline) -> Bars:
+    src = pipeline.source
+    return src if isinstance(src, Bars) else src.generate()
+
+
+def build_feed(cfg: DictConfig, agent: Agent, pipeline):
+    """The feed and its history: (feed, history bars, splits of that history or None)."""
+    kind = str(cfg.feed.kind)
+    if kind == "replay":
+        from adan.ops.feeds.replay import ReplayFeed
+
+        if cfg.feed.get("path"):
+            from adan.data.sources import FileSource
+
+            report = Path(str(cfg.paths.output_dir)) / "feed_cleaning_report.json"
+            source = FileSource(
+                list(cfg.feed.path) if not isinstance(cfg.feed.path, str) else cfg.feed.path,
+                assets=cfg.feed.get("assets"),
+                report_path=str(report),
+            )
+            bars = source.generate()
+            history, splits = history_before(pipeline, bars.timestamps[0])
+            feed = ReplayFeed(bars, float(cfg.feed.speed), history)
+            return feed, history, splits
+        split = str(cfg.feed.split)
+        whole = source_bars(pipeline)
+        bounds = pipeline.history_bounds(whole)
+        if split not in bounds:
+            raise LiveConfigError(
+                f"feed.split={split!r}: the checkpoint's data has splits {sorted(bounds)}"
+            )
+        first = pipeline._prepare(whole).first_row
+        start, stop = (first + b for b in bounds[split])
+        replayed = take_bars(whole, stop)
+        replayed = replace(
+            replayed,
+            timestamps=replayed.timestamps[start:],
+            regimes=None,
+            filled=None if replayed.filled is None else replayed.filled[start:],
+            **{k: getattr(replayed, k)[start:] for k in ("open", "high", "low", "close", "volume")},
+        )
+        history = take_bars(whole, start)
+        feed = ReplayFeed(replayed, float(cfg.feed.speed), history)
+        return feed, history, bounds
+    if kind == "exchange":
+        from adan.ops.feeds.exchange import ExchangeFeed
+
+        f = cfg.feed
+        feed = ExchangeFeed(
+            str(f.exchange),
+            list(f.symbols),
+            timeframe=str(f.timeframe),
+            api_url=f.get("api_url"),
+            history_bars=int(f.history_bars),
+            timeout_s=float(f.timeout_s),
+        )
+        return feed, None, None
+    raise LiveConfigError(f"feed.kind must be replay or exchange, got {kind!r}")
+
+
+def history_before(pipeline, first_live: np.datetime64) -> tuple[Bars | None, dict | None]:
+    """The checkpoint's own bars before ``first_live`` when the live bars continue them
+    (its next bar, or within it), with its split ranges; else (None, None)."""
+    try:
+        whole = source_bars(pipeline)
+    except (OSError, ValueError) as err:
+        log.warning("the checkpoint's own data cannot be read (%s): no warm-up history", err)
+        return None, None
+    stop = int(np.searchsorted(whole.timestamps, first_live))
+    if stop == 0:
+        return None, None
+    step = np.timedelta64(int(whole.bar_ns or 0), "ns") if whole.bar_ns else None
+    gap = first_live - whole.timestamps[stop - 1]
+    if step is not None and gap > step:
+        log.info("the feed starts %s after the checkpoint's data: no shared history", gap)
+        return None, None
+    return take_bars(whole, stop), pipeline.history_bounds(whole)
+
+
+# ----------------------------------------------------------------------------- settings
+def deploy_check(cfg: DictConfig) -> None:
+    """A deploy profile's ``require`` list: every key named must be set (not null or empty),
+    and every environment variable it names must exist; the refusal names each one."""
+    import os
+
+    missing = []
+    for key in cfg.deploy.get("require") or []:
+        value = OmegaConf.select(cfg, str(key), default=None)
+        if value in (None, "", []):
+            missing.append(f"{key} (not set)")
+    for var in cfg.deploy.get("require_env") or []:
+        if not os.environ.get(str(var)):
+            missing.append(f"${var} (environment variable not set)")
+    if missing:
+        raise LiveConfigError(
+            f"deploy={cfg.deploy.name} refuses to start without: {', '.join(missing)}"
+        )
+
+
+# ----------------------------------------------------------------------------- the state
+def identity(agent: Agent, cfg: DictConfig, bar_ns: int) -> dict[str, Any]:
+    """What a state file belongs to: refused on start when any of it differs."""
+    feed: dict[str, Any] = {"kind": str(cfg.feed.kind)}
+    if feed["kind"] == "replay":
+        path = cfg.feed.get("path")
+        feed.update(path=None if path is None else str(path), split=str(cfg.feed.split))
+    if feed["kind"] == "exchange":
+        feed.update(exchange=str(cfg.feed.exchange), symbols=list(cfg.feed.symbols),
+                    timeframe=str(cfg.feed.timeframe))  # fmt: skip
+    trading = OmegaConf.to_container(OmegaConf.structured(agent.trading), resolve=True)
+    for section in LIVE_TUNABLE:
+        trading.pop(section, None)
+    return {**agent.contract(), "bar_ns": int(bar_ns), "feed": feed, "trading": trading}
+
+
+@contextmanager
+def service_lock(path: Path) -> Iterator[None]:
+    """Hold ``<state>.lock`` while the service runs: a second service on one state file, or a
+    restore under a running one, is refused."""
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LiveConfigError(
+                f"{path} is in use by a running trade.py (lock {lock}); stop it first"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def trade(cfg: DictConfig) -> dict[str, Any]:
+    """Run ``cfg.command`` (see the module docstring); returns what it reports."""
+    command = str(cfg.command)
+    if command not in COMMANDS:
+        raise LiveConfigError(f"command must be one of {list(COMMANDS)}, got {command!r}")
+    path = Path(str(cfg.persistence.path)).expanduser()
+    if command == "restore":
+        if not cfg.get("backup"):
+            raise LiveConfigError("command=restore needs backup=<snapshot file>")
+        with service_lock(path):
+            restore(str(cfg.backup), path)
+        log.info("restored %s from %s", path, cfg.backup)
+        return {"restored": str(path), "from": str(cfg.backup)}
+    if command != "run":
+        if not path.is_file():
+            raise LiveConfigError(f"persistence.path={path}: no state file (run trade.py first)")
+        store = StateStore(path)
+        try:
+            return _offline_command(cfg, command, store)
+        finally:
+            store.close()
+    deploy_check(cfg)
+    with service_lock(path):
+        return run_service(cfg, path)
+
+
+def _offline_command(cfg: DictConfig, command: str, store: StateStore) -> dict[str, Any]:
+    if command == "status":
+        return status_of(store)
+    if command == "backup":
+        target = cfg.get("backup") or str(
+            Path(str(cfg.persistence.backup_dir)) / "state-manual.sqlite"
+        )
+        out = store.backup(target)
+        log.info("snapshot written: %s", out)
+        return {"backup": str(out)}
+    payload: dict[str, Any] = {}
+    if command == "switch_model":
+        if not cfg.get("model_path"):
+            raise LiveConfigError("command=switch_model needs model_path=<checkpoint or run dir>")
+        new = Agent(str(cfg.model_path))  # refused here already if it cannot be read
+        payload["path"] = str(new.file)
+    if command == "flatten":
+        payload["reason"] = str(cfg.get("reason") or "flatten command")
+    cid = store.queue_command(command, payload)
+    log.info("queued %s #%d: the service applies it at its next bar", command, cid)
+    return {"queued": command, "id": cid, **payload}
+
+
+def status_of(store: StateStore) -> dict[str, Any]:
+    account = store.account()
+    models = store.table("models")
+    out = {
+        "bars": len(store.table("bars")),
+        "last_bar": None,
+        "equity": None,
+        "halted": None,
+        "model": models[-1] if models else None,
+        "pending_commands": [k for _, k, _ in store.pending_commands()],
+    }
+    if account is not None:
+        equity = store.table("equity")
+        out.update(
+            last_bar=store.conn.execute("SELECT bar_time FROM account").fetchone()[0],
+            equity=equity[-1]["equity"] if equity else None,
+            halted=account.get("halted"),
+        )
+    print(json.dumps(out, indent=2, default=str))
+    return out
+
+
+# ----------------------------------------------------------------------------- run
+def run_service(cfg: DictConfig, path: Path) -> dict[str, Any]:
+    from adan.ops.alerts import AlertManager, AlertsConfig
+    from adan.ops.channels import build_channels
+    from adan.ops.resilience import ResilienceConfig
+
+    store = StateStore(path)
+    meta = store.meta()
+    active = store.table("models")
+    ckpt_path = cfg.get("ckpt_path")
+    if active:
+        current = active[-1]
+        if ckpt_path and sha256(resolve_checkpoint(ckpt_path)) != current["sha256"]:
+            raise StateMismatchError(
+                f"{path} runs model #{current['id']} {current['path']} (sha256 "
+                f"{current['sha256'][:12]}), not {ckpt_path}: change models with "
+                "command=switch_model, or start a new state with persistence.path=..."
+            )
+        agent = Agent(current["path"], cfg.get("profile"))
+        first_agent = Agent(active[0]["path"], cfg.get("profile"))
+    else:
+        if not ckpt_path:
+            raise LiveConfigError("ckpt_path=<checkpoint or run dir> is required to start")
+        agent = first_agent = Agent(ckpt_path, cfg.get("profile"))
+    pipeline = checkpoint_pipeline(first_agent)
+    fitted = first_agent.ckpt[DATA_KEY]
+    feed, history, splits = build_feed(cfg, first_agent, pipeline)
+
+    saved_history = store.history()
+    if saved_history is not None:  # a restart: the very bars traded before
+        history = bars_from_state(saved_history["bars"])
+        splits = saved_history.get("splits")
+        splits = None if splits is None else {k: tuple(v) for k, v in splits.items()}
+    elif history is None:
+        history = feed.history(None, int(cfg.feed.get("history_bars") or 0))
+        splits = None
+    if history is None:
+        raise LiveConfigError(
+            "no warm-up history: the feed's bars do not continue the checkpoint's data and the "
+            "feed gave none (feed.history_bars)"
+        )
+    market = LiveMarket(pipeline, fitted, history, splits)
+    bar_ns = int(history.bar_ns or feed.bar_ns)
+    ident = identity(first_agent, cfg, bar_ns)
+    if meta.get("identity") is not None and meta["identity"] != ident:
+        raise StateMismatchError(
+            f"{path} belongs to another setup ({diff(meta['identity'], ident)}): use its own "
+            "config, or a new persistence.path"
+        )
+
+    spec = MarketSpec.of(_shape_data(market, pipeline, fitted), agent.trading, window=agent.window)
+    slot = agent.slot(spec)
+    slot.id = active[-1]["id"] if active else 0
+    broker = PaperBroker(agent.trading, agent.window, spec.bars_per_year)
+
+    run_dir = Path(str(cfg.paths.output_dir))
+    events = _event_sink(cfg, run_dir)
+    alerts_cfg = AlertsConfig.from_mapping(OmegaConf.to_container(cfg.alerts, resolve=True))
+    alerts = AlertManager(alerts_cfg, build_channels(cfg.alerts.get("channels")))
+    res = ResilienceConfig.from_mapping(OmegaConf.to_container(cfg.resilience, resolve=True))
+    metrics, server = _health(cfg, market.assets)
+    loop_holder: dict[str, TradingLoop] = {}
+
+    def on_breaker(service: str, old: str, new: str) -> None:
+        if metrics is not None:
+            metrics.set_breaker(service, new)
+        if new == "open" and "loop" in loop_holder:
+            alert = alerts.event("circuit_open", f"circuit {service} opened (was {old})",
+                                 key=service, service=service)  # fmt: skip
+            loop_holder["loop"]._record_alerts([alert] if alert else [])
+
+    guard = res.guard("feed", on_state_change=on_breaker)
+    flat = np.zeros(len(market.assets))
+    if agent.trading.action_mode == "discrete":
+        flat = np.full(len(market.assets), 1.0 if agent.trading.allow_short else 0.0)
+    settings = LoopSettings(
+        poll_interval_s=float(cfg.loop.poll_interval_s),
+        stale_after_s=cfg.feed.get("stale_after_s"),
+        max_fill_bars=int(cfg.feed.max_fill_bars),
+        backup_every_bars=int(cfg.persistence.backup_every_bars),
+        keep_backups=int(cfg.persistence.keep_backups),
+        backup_dir=str(cfg.persistence.backup_dir),
+        max_bars=cfg.loop.get("max_bars"),
+        flat_action=flat,
+    )
+    loop = TradingLoop(
+        feed, market, broker, slot, store, settings,
+        load_model=model_loader(first_agent, spec, cfg.get("profile")),
+        alerts=alerts, metrics=metrics, guard=guard, escalation=res.escalation,
+        events=events,
+    )  # fmt: skip
+    loop_holder["loop"] = loop
+    loop.watcher = _watcher(cfg, agent, broker, alerts, alerts_cfg, loop)
+
+    account = store.account()
+    if account is None:
+        with store.transaction() as db:
+            store.set_meta({"identity": ident, "checkpoint": str(agent.file)})
+            store.save_history(
+                db, {"bars": bars_state(history), "splits": None if splits is None else splits}
+            )
+            slot.id = record_model(db, slot, None, None, "start")
+        log.info("new state file %s", path)
+    else:
+        _check_restored(account, slot)
+        for rec in store.live_bars():
+            from adan.ops.feeds.base import FeedBar
+
+            market.append(FeedBar.of(np.datetime64(rec["time"]), **{k: rec[k] for k in
+                          ("open", "high", "low", "close", "volume")}), bool(rec["filled"]))  # fmt: skip
+        loop.restore(account)
+        last = market.last_time
+        loop.gate.last_time = last
+        loop.gate.last_close = market.bars().close[-1]
+        if last is not None and hasattr(feed, "seek"):
+            feed.seek(last)
+        log.info("resuming %s after bar %s (%d bars traded)", path, iso(last), loop.seq)
+        events("resume", {"after": iso(last) if last is not None else None, "seq": loop.seq})
+
+    def on_signal(signum, frame) -> None:
+        log.warning("signal %d: stopping after the current bar", signum)
+        loop.stop_requested = True
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    if server is not None:
+        server.status = lambda: _status(loop, guard)
+        server.start()
+        log.info("health: %s/health, metrics: %s/metrics", server.url, server.url)
+    metrics_ready = metrics
+    try:
+        if metrics_ready is not None:
+            metrics_ready.set_ready(True)
+        code = loop.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        alerts.close()
+        if server is not None:
+            server.stop()
+        feed.close()
+    summary = _summary(store, loop, code)
+    store.close()
+    (run_dir / "trade_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log.info("trade summary: %s", json.dumps(summary, default=str))
+    if code:
+        raise SystemExit(code)
+    return summary
+
+
+def _check_restored(account: dict, slot: ModelSlot) -> None:
+    if account.get("model_id") not in (None, slot.id):
+        raise StateMismatchError(
+            f"the saved account ran model #{account['model_id']}, the state's active model is "
+            f"#{slot.id}: the state file was edited"
+        )
+
+
+def _shape_data(market: LiveMarket, pipeline, fitted):
+    """Bars shaped as the policy's inputs (assets, features, timeframes) and clocked as the
+    live bars, to build its spaces before the first live window exists: the history itself
+    when it outlasts the warm-up, else the checkpoint's own training split."""
+    bars = market.bars()
+    first = pipeline._prepare(bars).first_row
+    if len(bars) - first > 2:
+        return pipeline.build_live(bars, fitted, first, None)
+    return pipeline.build(fitted=fitted)["train"]
+
+
+def _status(loop: TradingLoop, guard) -> dict[str, Any]:
+    last = loop.market.last_time
+    return {
+        "ready": loop.halted is None and guard.state == "closed" and loop.feed_state == "up",
+        "last_bar_time": None if last is None else iso(last),
+        "bars": loop.seq,
+        "feed": loop.feed_state,
+        "breakers": {"feed": guard.state},
+        "halted": loop.halted,
+        "model_version": {"id": loop.model.id, "path": loop.model.path},
+        "equity": loop.last_equity,
+    }
+
+
+def _summary(store: StateStore, loop: TradingLoop, code: int) -> dict[str, Any]:
+    equity = store.table("equity")
+    orders = store.table("orders")
+    return {
+        "exit_code": code,
+        "bars": loop.seq,
+        "last_bar": None if loop.market.last_time is None else iso(loop.market.last_time),
+        "equity": equity[-1]["equity"] if equity else None,
+        "orders": len(orders),
+        "fills": len(store.table("fills")),
+        "alerts": len(store.events("alert")),
+        "halted": loop.halted,
+        "model": {"id": loop.model.id, "path": loop.model.path},
+        "state": str(store.path),
+    }
+
+
+def _event_sink(cfg: DictConfig, run_dir: Path):
+    from adan.ops.json_logging import JsonLoggingConfig, configure_json_logging, log_event
+
+    conf = JsonLoggingConfig.from_mapping(OmegaConf.to_container(cfg.logging, resolve=True))
+    # every event goes to the JSON file; the console keeps the human log of adan.trade
+    events_log = logging.getLogger("adan.trade.events")
+    events_log.propagate = False
+    events_log.setLevel(logging.INFO)
+    if conf.enabled:
+        handler = configure_json_logging(
+            conf.path, conf.max_bytes, conf.backups, conf.level, logger_name="adan.trade"
+        )
+        if handler not in events_log.handlers:
+            events_log.addHandler(handler)
+
+    def sink(kind: str, fields: dict) -> None:
+        log_event(events_log, kind, **fields)
+
+    return sink
+
+
+def _health(cfg: DictConfig, assets):
+    from adan.ops.health import HealthConfig, HealthServer, TradingMetrics
+
+    conf = HealthConfig.from_mapping(OmegaConf.to_container(cfg.health, resolve=True))
+    metrics = TradingMetrics(list(assets))
+    if not conf.enabled:
+        return metrics, None
+    return metrics, HealthServer(metrics, lambda: {"ready": False}, conf.host, conf.port)
+
+
+def _watcher(cfg, agent: Agent, broker: PaperBroker, alerts, alerts_cfg, loop: TradingLoop):
+    """The hot-reloaded settings file (``live.settings_path``): trading.risk / trading.dbe and
+    alerts, validated like the config they change; None when no file is configured."""
+    from adan.ops.alerts import AlertsConfig
+    from adan.ops.hot_reload import SettingsWatcher
+
+    target = cfg.live.get("settings_path")
+    if not target:
+        return None
+    base_alerts = OmegaConf.to_container(cfg.alerts, resolve=True)
+
+    def validate(doc: dict) -> tuple:
+        doc = dict(doc or {})
+        bad = sorted(set(doc) - {"trading", "alerts"})
+        if bad:
+            raise LiveConfigError(f"{bad[0]} is not live-tunable; a settings file holds trading "
+                                  "(risk, dbe) and alerts")  # fmt: skip
+        trading = agent.trading_with(dict(doc.get("trading") or {}))
+        if broker.started:
+            broker.check(trading, loop.market.data())
+        merged = OmegaConf.to_container(OmegaConf.merge(base_alerts, doc.get("alerts") or {}))
+        return trading, AlertsConfig.from_mapping(merged)
+
+    def apply(value: tuple) -> None:
+        trading, new_alerts = value
+        broker.reconfigure(trading)
+        alerts.reconfigure(new_alerts)
+        log.info("settings reloaded from %s", target)
+        loop.event("settings", path=str(target), trading=asdict(trading)["risk"])
+        with loop.store.transaction() as db:
+            loop.store.add_event(db, loop._now(), "settings", {"path": str(target)})
+
+    return SettingsWatcher(Path(str(target)), validate, apply, logger=log)

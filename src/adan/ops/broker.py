@@ -90,7 +90,7 @@ class PaperBroker:
         old = self.trading
         try:
             self.trading = replace(trading, ruin_threshold=0.0)
-            self._simulator(market).set_state(self._state)
+            self._restore(self._simulator(market))
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(
                 f"the account cannot continue under these trading settings ({err!r}): "
@@ -98,6 +98,22 @@ class PaperBroker:
             ) from None
         finally:
             self.trading = old
+
+    def _restore(self, sim: MarketSimulator) -> None:
+        """Put the account into ``sim``. A risk manager or behaviour engine that the rules
+        switched on since the last bar starts fresh at this bar (as at an episode start:
+        today's opening equity is the equity now); one switched off is dropped."""
+        state = self._state
+        missing = [k for k in sim.desk.state_dict() if k not in state["desk"]]
+        if missing:
+            fresh = sim.desk.state_dict()
+            state = {**state, "desk": {**state["desk"], **{k: fresh[k] for k in missing}}}
+        sim.set_state(state)
+        everyone = np.ones(1, dtype=bool)
+        if "risk" in missing:
+            sim.desk.risk.reset_envs(everyone, sim.portfolio.equity, sim.t)
+        if "dbe" in missing:
+            sim.desk.dbe.reset_envs(everyone, sim.desk.regimes[sim.t])
 
     def _simulator(self, market: MarketData) -> MarketSimulator:
         spec = MarketSpec.of(
@@ -118,7 +134,7 @@ class PaperBroker:
         if self._state is None:
             raise RuntimeError("PaperBroker.on_bar before start")
         sim = self._simulator(market)
-        sim.set_state(self._state)
+        self._restore(sim)
         if int(sim.t[0]) != len(market) - 2:
             raise RuntimeError(
                 f"the account is at bar {int(sim.t[0])}, the market's newest bar is "

@@ -18,7 +18,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -332,7 +332,55 @@ def status_of(store: StateStore) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- run
+@dataclass
+class Service:
+    """A trading service ready to run: the loop and what must be closed after it."""
+
+    loop: TradingLoop
+    store: StateStore
+    alerts: Any
+    server: Any
+    guard: Any
+    run_dir: Path
+
+    def close(self) -> None:
+        self.alerts.close()
+        if self.server is not None:
+            self.server.stop()
+        self.loop.feed.close()
+        self.store.close()
+
+
 def run_service(cfg: DictConfig, path: Path) -> dict[str, Any]:
+    """Open the service on the state file ``path``, run it until it ends, summarise."""
+    service = open_service(cfg, path)
+    loop, server = service.loop, service.server
+
+    def on_signal(signum, frame) -> None:
+        log.warning("signal %d: stopping after the current bar", signum)
+        loop.stop_requested = True
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if server is not None:
+            server.start()
+            log.info("health: %s/health, metrics: %s/metrics", server.url, server.url)
+        loop.metrics.set_ready(True)
+        code = loop.run()
+        summary = _summary(service.store, loop, code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        service.close()
+    (service.run_dir / "trade_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    log.info("trade summary: %s", json.dumps(summary, default=str))
+    if code:
+        raise SystemExit(code)
+    return summary
+
+
+def open_service(cfg: DictConfig, path: Path) -> Service:
+    """Build every part from the checkpoint and ``cfg`` and open (or resume) the state file
+    ``path``; nothing runs yet."""
     from adan.ops.alerts import AlertManager, AlertsConfig
     from adan.ops.channels import build_channels
     from adan.ops.resilience import ResilienceConfig
@@ -450,33 +498,9 @@ def run_service(cfg: DictConfig, path: Path) -> dict[str, Any]:
         log.info("resuming %s after bar %s (%d bars traded)", path, iso(last), loop.seq)
         events("resume", {"after": iso(last) if last is not None else None, "seq": loop.seq})
 
-    def on_signal(signum, frame) -> None:
-        log.warning("signal %d: stopping after the current bar", signum)
-        loop.stop_requested = True
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
     if server is not None:
         server.status = lambda: _status(loop, guard)
-        server.start()
-        log.info("health: %s/health, metrics: %s/metrics", server.url, server.url)
-    metrics_ready = metrics
-    try:
-        if metrics_ready is not None:
-            metrics_ready.set_ready(True)
-        code = loop.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        alerts.close()
-        if server is not None:
-            server.stop()
-        feed.close()
-    summary = _summary(store, loop, code)
-    store.close()
-    (run_dir / "trade_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    log.info("trade summary: %s", json.dumps(summary, default=str))
-    if code:
-        raise SystemExit(code)
-    return summary
+    return Service(loop, store, alerts, server, guard, run_dir)
 
 
 def _check_restored(account: dict, slot: ModelSlot) -> None:

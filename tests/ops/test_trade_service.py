@@ -177,7 +177,9 @@ def test_hot_reloaded_settings_apply_and_a_bad_file_keeps_the_old_ones(ckpt, tmp
     for bar in bars[50:80]:
         loop.process(bar)
     weights = [np.abs(json.loads(w)) for w in rows(tmp_path / "state.sqlite", "equity")["weights"]]
-    assert max(w.max() for w in weights[-25:]) <= 0.011  # the new limit binds (weights drift with prices)
+    assert (
+        max(w.max() for w in weights[-25:]) <= 0.011
+    )  # the new limit binds (weights drift with prices)
     for text, key in (
         ("trading:\n  fee_bps: 1.0\n", "trading.fee_bps"),
         ("trading:\n  risk:\n    max_position: -3\n", "max_position"),
@@ -242,7 +244,9 @@ def test_repeated_feed_failures_flatten_then_trading_waits_for_resume(ckpt, tmp_
     loop.feed.down = True
     loop.settings.max_bars = None
     polls = []
-    loop.sleep = lambda s: polls.append(s) or (len(polls) >= 3 and setattr(loop.feed, "down", False))
+    loop.sleep = lambda s: (
+        polls.append(s) or (len(polls) >= 3 and setattr(loop.feed, "down", False))
+    )
     loop.stop_requested = False
     loop.settings.max_bars = 20
     loop.run()

@@ -318,6 +318,7 @@ class MarketPipeline:
         fitted: Mapping[str, Any],
         start: int,
         history: Mapping[str, tuple[int, int]] | None = None,
+        prefix: Mapping[str, MarketData] | None = None,
     ) -> MarketData:
         """The bars traded live, ``bars[start:]``, as the model sees them, recomputed from the
         whole of ``bars`` (history and live bars) with the checkpoint's scalers (``fitted``).
@@ -327,7 +328,9 @@ class MarketPipeline:
         come from one causal pass over ``history``'s train and val ranges (kept rows, as
         ``history_bounds`` returns them; the HMM is fitted on train) followed by the live
         bars. Nothing is cached: the last bar is new each time. ``start`` is a row of
-        ``bars`` at or after the feature warm-up.
+        ``bars`` at or after the feature warm-up. ``prefix``: the train and val splits of
+        another source to label regimes after (a separate test period, ``test_source``, whose
+        regimes ``build`` labels after the history's splits), instead of ``history``.
         """
         prep = self._prepare(bars)
         first = prep.first_row
@@ -344,6 +347,8 @@ class MarketPipeline:
         bounds["live"] = (start - first, len(bars) - first)
         self._check_contract(fitted, bars)
         out = self._assemble(prep, bounds, fitted)
+        if prefix:
+            out = {**{k: v for k, v in prefix.items() if k in ("train", "val")}, **out}
         return attach_regimes(out, self.regime)["live"]
 
     def _bounds(self, n: int, timestamps: np.ndarray) -> dict[str, tuple[int, int]]:

@@ -92,7 +92,8 @@ class LiveMarket:
     is shorter than the features' warm-up. ``splits``: the checkpoint data's train and val
     ranges within ``history`` (kept rows, see ``MarketPipeline.history_bounds``) when the
     history is the checkpoint's own data, for regimes labelled as in evaluation; None
-    otherwise.
+    otherwise. ``prefix``: the checkpoint's train and val ``MarketData`` when the live bars
+    replay its separate test period (``data.test_path``), labelled after them as there.
     """
 
     def __init__(
@@ -101,10 +102,12 @@ class LiveMarket:
         fitted: dict[str, Any],
         history: Bars,
         splits: dict[str, tuple[int, int]] | None = None,
+        prefix: dict[str, MarketData] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.fitted = fitted
         self.splits = splits
+        self.prefix = prefix
         self.assets = tuple(history.assets)
         self.history_bars = len(history)
         self._stamps = [history.timestamps.astype("datetime64[ns]")]
@@ -155,4 +158,6 @@ class LiveMarket:
 
     def data(self) -> MarketData:
         """The traded segment, bars ``start`` .. now, as the model sees it."""
-        return self.pipeline.build_live(self.bars(), self.fitted, self.start, self.splits)
+        return self.pipeline.build_live(
+            self.bars(), self.fitted, self.start, self.splits, self.prefix
+        )

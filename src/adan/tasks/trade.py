@@ -126,31 +126,63 @@ def checkpoint_pipeline(agent: Agent):
     return instantiate(data)
 
 
-def source_bars(pipeline) -> Bars:
-    src = pipeline.source
+def source_bars(pipeline, test: bool = False) -> Bars:
+    """The raw bars of the checkpoint's data (``test``: its separate test period)."""
+    src = pipeline.test_source if test else pipeline.source
     return src if isinstance(src, Bars) else src.generate()
 
 
-def build_feed(cfg: DictConfig, agent: Agent, pipeline):
-    """The feed and its history: (feed, history bars, splits of that history or None)."""
+def bars_between(bars: Bars, start: int, stop: int) -> Bars:
+    """Rows ``start`` .. ``stop`` of ``bars`` (true regimes dropped: a feed has none)."""
+    rows = slice(start, stop)
+    return replace(
+        bars,
+        timestamps=bars.timestamps[rows],
+        regimes=None,
+        filled=None if bars.filled is None else bars.filled[rows],
+        **{k: getattr(bars, k)[rows] for k in ("open", "high", "low", "close", "volume")},
+    )
+
+
+@dataclass
+class FeedSetup:
+    """A feed and what the live market warms up on: ``history`` bars, the checkpoint's
+    ``splits`` within them, or ``prefix`` (its train and val splits, for a replay of its
+    separate test period)."""
+
+    feed: Any
+    history: Bars | None = None
+    splits: dict | None = None
+    prefix: bool = False
+
+
+def build_feed(cfg: DictConfig, pipeline) -> FeedSetup:
+    """The feed ``cfg.feed`` names, with the history it continues."""
     kind = str(cfg.feed.kind)
     if kind == "replay":
         from adan.ops.feeds.replay import ReplayFeed
 
+        speed = float(cfg.feed.speed)
         if cfg.feed.get("path"):
             from adan.data.sources import FileSource
 
-            report = Path(str(cfg.paths.output_dir)) / "feed_cleaning_report.json"
+            path = cfg.feed.path
             source = FileSource(
-                list(cfg.feed.path) if not isinstance(cfg.feed.path, str) else cfg.feed.path,
+                path if isinstance(path, str) else list(path),
                 assets=cfg.feed.get("assets"),
-                report_path=str(report),
+                report_path=str(Path(str(cfg.paths.output_dir)) / "feed_cleaning_report.json"),
             )
             bars = source.generate()
             history, splits = history_before(pipeline, bars.timestamps[0])
-            feed = ReplayFeed(bars, float(cfg.feed.speed), history)
-            return feed, history, splits
+            return FeedSetup(ReplayFeed(bars, speed, history), history, splits)
         split = str(cfg.feed.split)
+        if split == "test" and getattr(pipeline, "test_source", None) is not None:
+            # a separate test period: it warms up on its own first bars, as in evaluation
+            whole = source_bars(pipeline, test=True)
+            first = pipeline._prepare(whole).first_row
+            history = take_bars(whole, first)
+            feed = ReplayFeed(bars_between(whole, first, len(whole)), speed, history)
+            return FeedSetup(feed, history, None, prefix=True)
         whole = source_bars(pipeline)
         bounds = pipeline.history_bounds(whole)
         if split not in bounds:
@@ -159,17 +191,9 @@ def build_feed(cfg: DictConfig, agent: Agent, pipeline):
             )
         first = pipeline._prepare(whole).first_row
         start, stop = (first + b for b in bounds[split])
-        replayed = take_bars(whole, stop)
-        replayed = replace(
-            replayed,
-            timestamps=replayed.timestamps[start:],
-            regimes=None,
-            filled=None if replayed.filled is None else replayed.filled[start:],
-            **{k: getattr(replayed, k)[start:] for k in ("open", "high", "low", "close", "volume")},
-        )
         history = take_bars(whole, start)
-        feed = ReplayFeed(replayed, float(cfg.feed.speed), history)
-        return feed, history, bounds
+        feed = ReplayFeed(bars_between(whole, start, stop), speed, history)
+        return FeedSetup(feed, history, bounds)
     if kind == "exchange":
         from adan.ops.feeds.exchange import ExchangeFeed
 
@@ -182,7 +206,7 @@ def build_feed(cfg: DictConfig, agent: Agent, pipeline):
             history_bars=int(f.history_bars),
             timeout_s=float(f.timeout_s),
         )
-        return feed, None, None
+        return FeedSetup(feed)
     raise LiveConfigError(f"feed.kind must be replay or exchange, got {kind!r}")
 
 
@@ -385,44 +409,53 @@ def open_service(cfg: DictConfig, path: Path) -> Service:
     from adan.ops.channels import build_channels
     from adan.ops.resilience import ResilienceConfig
 
+    # observability and resilience first: the history fetch already goes through them
+    run_dir = Path(str(cfg.paths.output_dir))
+    events = _event_sink(cfg, run_dir)
+    alerts_cfg = AlertsConfig.from_mapping(OmegaConf.to_container(cfg.alerts, resolve=True))
+    res = ResilienceConfig.from_mapping(OmegaConf.to_container(cfg.resilience, resolve=True))
     store = StateStore(path)
-    meta = store.meta()
-    active = store.table("models")
-    ckpt_path = cfg.get("ckpt_path")
-    if active:
-        current = active[-1]
-        if ckpt_path and sha256(resolve_checkpoint(ckpt_path)) != current["sha256"]:
-            raise StateMismatchError(
-                f"{path} runs model #{current['id']} {current['path']} (sha256 "
-                f"{current['sha256'][:12]}), not {ckpt_path}: change models with "
-                "command=switch_model, or start a new state with persistence.path=..."
-            )
-        agent = Agent(current["path"], cfg.get("profile"))
-        first_agent = Agent(active[0]["path"], cfg.get("profile"))
-    else:
-        if not ckpt_path:
-            raise LiveConfigError("ckpt_path=<checkpoint or run dir> is required to start")
-        agent = first_agent = Agent(ckpt_path, cfg.get("profile"))
+    agent, first_agent, active = _models(cfg, store, path)
+    alerts = AlertManager(alerts_cfg, build_channels(cfg.alerts.get("channels")))
+    loop_holder: dict[str, TradingLoop] = {}
+    metrics_holder: dict[str, Any] = {}
+
+    def on_breaker(service: str, old: str, new: str) -> None:
+        if "metrics" in metrics_holder:
+            metrics_holder["metrics"].set_breaker(service, new)
+        if new == "open":
+            alert = alerts.event("circuit_open", f"circuit {service} opened (was {old})",
+                                 key=service, service=service)  # fmt: skip
+            if alert is not None and "loop" in loop_holder:
+                loop_holder["loop"]._record_alerts([alert])
+
+    guard = res.guard("feed", on_state_change=on_breaker)
+
     pipeline = checkpoint_pipeline(first_agent)
     fitted = first_agent.ckpt[DATA_KEY]
-    feed, history, splits = build_feed(cfg, first_agent, pipeline)
-
+    setup = build_feed(cfg, pipeline)
+    feed, history, splits, prefix = setup.feed, setup.history, setup.splits, setup.prefix
     saved_history = store.history()
     if saved_history is not None:  # a restart: the very bars traded before
         history = bars_from_state(saved_history["bars"])
         splits = saved_history.get("splits")
         splits = None if splits is None else {k: tuple(v) for k, v in splits.items()}
+        prefix = bool(saved_history.get("prefix"))
     elif history is None:
-        history = feed.history(None, int(cfg.feed.get("history_bars") or 0))
+        history = guard.call(feed.history, None, int(cfg.feed.get("history_bars") or 0))
         splits = None
     if history is None:
         raise LiveConfigError(
             "no warm-up history: the feed's bars do not continue the checkpoint's data and the "
             "feed gave none (feed.history_bars)"
         )
-    market = LiveMarket(pipeline, fitted, history, splits)
-    bar_ns = int(history.bar_ns or feed.bar_ns)
-    ident = identity(first_agent, cfg, bar_ns)
+    before = None
+    if prefix:
+        built = pipeline.build(fitted=fitted)
+        before = {k: built[k] for k in ("train", "val") if k in built}
+    market = LiveMarket(pipeline, fitted, history, splits, before)
+    ident = identity(first_agent, cfg, int(history.bar_ns or feed.bar_ns))
+    meta = store.meta()
     if meta.get("identity") is not None and meta["identity"] != ident:
         raise StateMismatchError(
             f"{path} belongs to another setup ({diff(meta['identity'], ident)}): use its own "
@@ -433,24 +466,8 @@ def open_service(cfg: DictConfig, path: Path) -> Service:
     slot = agent.slot(spec)
     slot.id = active[-1]["id"] if active else 0
     broker = PaperBroker(agent.trading, agent.window, spec.bars_per_year)
-
-    run_dir = Path(str(cfg.paths.output_dir))
-    events = _event_sink(cfg, run_dir)
-    alerts_cfg = AlertsConfig.from_mapping(OmegaConf.to_container(cfg.alerts, resolve=True))
-    alerts = AlertManager(alerts_cfg, build_channels(cfg.alerts.get("channels")))
-    res = ResilienceConfig.from_mapping(OmegaConf.to_container(cfg.resilience, resolve=True))
     metrics, server = _health(cfg, market.assets)
-    loop_holder: dict[str, TradingLoop] = {}
-
-    def on_breaker(service: str, old: str, new: str) -> None:
-        if metrics is not None:
-            metrics.set_breaker(service, new)
-        if new == "open" and "loop" in loop_holder:
-            alert = alerts.event("circuit_open", f"circuit {service} opened (was {old})",
-                                 key=service, service=service)  # fmt: skip
-            loop_holder["loop"]._record_alerts([alert] if alert else [])
-
-    guard = res.guard("feed", on_state_change=on_breaker)
+    metrics_holder["metrics"] = metrics
     flat = np.zeros(len(market.assets))
     if agent.trading.action_mode == "discrete":
         flat = np.full(len(market.assets), 1.0 if agent.trading.allow_short else 0.0)
@@ -471,44 +488,66 @@ def open_service(cfg: DictConfig, path: Path) -> Service:
         events=events,
     )  # fmt: skip
     loop_holder["loop"] = loop
-    loop.watcher = _watcher(cfg, agent, broker, alerts, alerts_cfg, loop)
+    loop.watcher = _watcher(cfg, agent, broker, alerts, loop)
 
     account = store.account()
     if account is None:
         with store.transaction() as db:
             store.set_meta({"identity": ident, "checkpoint": str(agent.file)})
             store.save_history(
-                db, {"bars": bars_state(history), "splits": None if splits is None else splits}
+                db, {"bars": bars_state(history), "splits": splits, "prefix": prefix}
             )
             slot.id = record_model(db, slot, None, None, "start")
         log.info("new state file %s", path)
     else:
-        _check_restored(account, slot)
-        for rec in store.live_bars():
-            from adan.ops.feeds.base import FeedBar
-
-            market.append(FeedBar.of(np.datetime64(rec["time"]), **{k: rec[k] for k in
-                          ("open", "high", "low", "close", "volume")}), bool(rec["filled"]))  # fmt: skip
-        loop.restore(account)
-        last = market.last_time
-        loop.gate.last_time = last
-        loop.gate.last_close = market.bars().close[-1]
-        if last is not None and hasattr(feed, "seek"):
-            feed.seek(last)
-        log.info("resuming %s after bar %s (%d bars traded)", path, iso(last), loop.seq)
-        events("resume", {"after": iso(last) if last is not None else None, "seq": loop.seq})
-
+        _resume(loop, account, store, feed, events)
     if server is not None:
         server.status = lambda: _status(loop, guard)
     return Service(loop, store, alerts, server, guard, run_dir)
 
 
-def _check_restored(account: dict, slot: ModelSlot) -> None:
-    if account.get("model_id") not in (None, slot.id):
+def _models(cfg: DictConfig, store: StateStore, path: Path) -> tuple[Agent, Agent, list]:
+    """(the model to run, the state's first model, the models table). A restart runs the
+    state's active model; a ``ckpt_path`` that is not it is refused."""
+    active = store.table("models")
+    ckpt_path = cfg.get("ckpt_path")
+    profile = cfg.get("profile")
+    if not active:
+        if not ckpt_path:
+            raise LiveConfigError("ckpt_path=<checkpoint or run dir> is required to start")
+        agent = Agent(ckpt_path, profile)
+        return agent, agent, active
+    current = active[-1]
+    if ckpt_path and sha256(resolve_checkpoint(ckpt_path)) != current["sha256"]:
+        raise StateMismatchError(
+            f"{path} runs model #{current['id']} {current['path']} (sha256 "
+            f"{current['sha256'][:12]}), not {ckpt_path}: change models with "
+            "command=switch_model, or start a new state with persistence.path=..."
+        )
+    return Agent(current["path"], profile), Agent(active[0]["path"], profile), active
+
+
+def _resume(loop: TradingLoop, account: dict, store: StateStore, feed, events) -> None:
+    """Rebuild the market from the bars traded, restore the account, skip the feed past the
+    last bar traded."""
+    from adan.ops.feeds.base import FIELDS, FeedBar
+
+    if account.get("model_id") not in (None, loop.model.id):
         raise StateMismatchError(
             f"the saved account ran model #{account['model_id']}, the state's active model is "
-            f"#{slot.id}: the state file was edited"
+            f"#{loop.model.id}: the state file was edited"
         )
+    for rec in store.live_bars():
+        bar = FeedBar.of(np.datetime64(rec["time"]), **{k: rec[k] for k in FIELDS})
+        loop.market.append(bar, bool(rec["filled"]))
+    loop.restore(account)
+    last = loop.market.last_time
+    loop.gate.last_time = last
+    loop.gate.last_close = loop.market.bars().close[-1]
+    if last is not None and hasattr(feed, "seek"):
+        feed.seek(last)
+    log.info("resuming %s after bar %s (%d bars traded)", store.path, iso(last), loop.seq)
+    events("resume", {"after": None if last is None else iso(last), "seq": loop.seq})
 
 
 def _shape_data(market: LiveMarket, pipeline, fitted):
@@ -584,7 +623,7 @@ def _health(cfg: DictConfig, assets):
     return metrics, HealthServer(metrics, lambda: {"ready": False}, conf.host, conf.port)
 
 
-def _watcher(cfg, agent: Agent, broker: PaperBroker, alerts, alerts_cfg, loop: TradingLoop):
+def _watcher(cfg, agent: Agent, broker: PaperBroker, alerts, loop: TradingLoop):
     """The hot-reloaded settings file (``live.settings_path``): trading.risk / trading.dbe and
     alerts, validated like the config they change; None when no file is configured."""
     from adan.ops.alerts import AlertsConfig

@@ -97,6 +97,8 @@ def test_metrics_exposes_the_values_set(server):
         bar_time_s=1_796_000_000.0,
     )
     m.on_bar(10_300.0, 2_000.0, 0.02, [0.1, 1.5], [0.41, 0.35], 0.76, 1_796_003_600.0)
+    m.count_bar(1_796_000_000.0)
+    m.count_bar(1_796_003_600.0)
     m.on_order(2)
     m.on_fill()
     m.on_alert("drawdown", "critical")

@@ -145,7 +145,7 @@ class TradingMetrics:
         exposure: float,
         bar_time_s: float,
     ) -> None:
-        """A bar was processed: the portfolio after it; ``units``/``weights`` by asset name or
+        """The portfolio after a bar; ``units``/``weights`` by asset name or
         in the order of ``assets``; ``bar_time_s`` the bar's close (Unix seconds)."""
         per_units = self._per_asset("units", units)
         per_weights = self._per_asset("weights", weights)
@@ -157,6 +157,11 @@ class TradingMetrics:
         for asset, value in per_weights.items():
             self.position_weight.labels(asset=asset).set(value)
         self.exposure.set(float(exposure))
+        self.last_bar.set(float(bar_time_s))
+
+    def count_bar(self, bar_time_s: float) -> None:
+        """A bar was traded (warm-up and gap-filled bars too, unlike ``on_bar``, which needs
+        a book to show)."""
         self.last_bar.set(float(bar_time_s))
         self.bars.inc()
 

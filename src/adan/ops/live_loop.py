@@ -381,8 +381,9 @@ class TradingLoop:
                        model=self.model.id, halted=self.halted is not None)  # fmt: skip
             self.event("order", seq=seq, time=stamp, id=self.pending_id, action=decided.tolist())
         if self.metrics is not None:
+            bar_s = float(np.datetime64(bar.timestamp, "s").astype(np.int64))
+            self.metrics.count_bar(bar_s)
             if fill is not None:
-                bar_s = float(np.datetime64(bar.timestamp, "s").astype(np.int64))
                 self.metrics.on_bar(
                     fill.equity, fill.cash, fill.drawdown, fill.holdings.tolist(),
                     fill.weights.tolist(), float(np.abs(fill.weights).sum()), bar_s,

@@ -468,6 +468,7 @@ def open_service(cfg: DictConfig, path: Path) -> Service:
     broker = PaperBroker(agent.trading, agent.window, spec.bars_per_year)
     metrics, server = _health(cfg, market.assets)
     metrics_holder["metrics"] = metrics
+    metrics.set_breaker("feed", guard.state)
     flat = np.zeros(len(market.assets))
     if agent.trading.action_mode == "discrete":
         flat = np.full(len(market.assets), 1.0 if agent.trading.allow_short else 0.0)

@@ -99,8 +99,11 @@ def test_faulty_feed_bars_are_handled_as_the_cleaner_would(ckpt, clean, tmp_path
     off = FeedBar(bars[122].timestamp + np.timedelta64(30, "m"), *(bars[122].open,) * 4,
                   bars[122].volume)  # fmt: skip
     assert loop.process(off) == 0  # off the bar clock
-    assert loop.process(bars[130]) == 0  # 8 bars missing > feed.max_fill_bars: escalates
+    # 8 bars missing > feed.max_fill_bars: bars were lost. The account goes flat (kill
+    # switch), then the gap is filled flat so the book is still marked
+    assert loop.process(bars[130]) == 9
     assert loop.halted is not None and "max_fill_bars" in loop.halted
+    assert loop.process(bars[131]) == 1
     svc.close()
 
     state = tmp_path / "state.sqlite"
@@ -109,8 +112,10 @@ def test_faulty_feed_bars_are_handled_as_the_cleaner_would(ckpt, clean, tmp_path
     n = 120 - 32  # equity rows from the first fill (bar 32) to the bar before the gap
     pd.testing.assert_frame_equal(got.iloc[:n], equity.iloc[:n], check_exact=True)
     traded = rows(state, "bars")
-    assert traded["time"].is_unique and len(traded) == 122
-    assert traded["filled"].tolist()[120] == 1 and traded["filled"].sum() == 1
+    assert traded["time"].is_unique and len(traded) == 132
+    assert traded["filled"].tolist()[120] == 1 and traded["filled"].sum() == 1 + 8
+    orders = rows(state, "orders")
+    assert [json.loads(a) for a in orders["action"].iloc[-10:]] == [[0.0, 0.0]] * 10
     filled = traded.iloc[120]
     assert json.loads(filled["volume"]) == [0.0, 0.0]
     assert json.loads(filled["close"]) == json.loads(traded.iloc[119]["close"])
@@ -270,3 +275,55 @@ def test_the_live_deploy_refuses_to_start_without_its_settings(ckpt, tmp_path, m
                  "alerts.channels.email.recipients", "$ADAN_ALERT_WEBHOOK_URL",
                  "$ADAN_SMTP_PASSWORD"):  # fmt: skip
         assert name in str(err.value)
+
+
+def test_nan_actions_engage_the_kill_switch_and_alert(ckpt, tmp_path):
+    svc = service(tmp_path, ckpt)
+    loop = svc.loop
+    bars = bars_of(loop.feed)
+    for bar in bars[:40]:
+        loop.process(bar)
+    loop.model.actor = lambda obs: np.full(2, np.nan)  # a policy that broke
+    for bar in bars[40:44]:
+        loop.process(bar)
+    assert loop.halted is not None and "NaN in the actions" in loop.halted
+    state = tmp_path / "state.sqlite"
+    orders = rows(state, "orders")
+    assert [json.loads(a) for a in orders["action"].iloc[-4:]] == [[0.0, 0.0]] * 4
+    alerts = [json.loads(p) for p in rows(state, "events").query("kind == 'alert'")["payload"]]
+    assert {"nan", "kill_switch"} <= {a["rule"] for a in alerts}
+    assert next(a for a in alerts if a["rule"] == "nan")["severity"] == "critical"
+    svc.close()
+
+
+class SilentFeed:
+    """A live feed that has nothing new: every poll is empty, it never ends."""
+
+    assets, bar_ns, exhausted = ("SYN0", "SYN1"), 3_600_000_000_000, False
+
+    def poll(self):
+        return []
+
+    def close(self):
+        pass
+
+
+def test_a_stale_feed_raises_one_alert_per_cooldown(ckpt, tmp_path):
+    svc = service(tmp_path, ckpt, "feed.stale_after_s=60")
+    loop = svc.loop
+    now = [0.0]
+    loop.clock = lambda: now[0]
+    loop.last_bar_wall = 0.0
+    loop.feed = SilentFeed()
+
+    def sleep(_):
+        now[0] += 30.0  # half a minute per poll, 10 polls: stale from the third on
+        loop.stop_requested = now[0] >= 300
+
+    loop.sleep = sleep
+    loop.run()
+    events = rows(tmp_path / "state.sqlite", "events")
+    stale = [json.loads(p) for p in events.query("kind == 'alert'")["payload"]]
+    assert [a["rule"] for a in stale] == ["stale_feed"]  # then within its cooldown
+    assert "no new bar for" in stale[0]["message"]
+    svc.close()

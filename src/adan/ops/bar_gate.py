@@ -11,8 +11,10 @@ Feeds deliver what real feeds do; each case is decided here, logged by the loop 
 - *off the bar clock* (a time between two bar times): dropped.
 - *gap* (bars missing before this one; rule 12 and alignment): each missing bar filled flat at
   the last close with zero volume and flagged ``filled``, as alignment fills history, up to
-  ``max_fill_bars``; a longer gap stops the loop (``LiveDataError``): the cleaner would split
-  the history there, and a live agent cannot start over.
+  ``max_fill_bars``. A longer gap raises ``LiveDataError``: the cleaner would split the
+  history there, and a live agent cannot start over; the loop flattens the account (kill
+  switch, until ``command=resume``) and then fills the gap, or stops, as
+  ``resilience.escalation`` says.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ class BarGate:
         self.last_close = None if last_close is None else np.asarray(last_close, np.float64)
         self._seen: set[int] = set()  # times delivered once already (duplicates are not late)
 
-    def check(self, bar: FeedBar) -> GateDecision:
-        """Decide on ``bar`` and, when it is admitted, advance the last bar traded."""
+    def check(self, bar: FeedBar, fill_any_gap: bool = False) -> GateDecision:
+        """Decide on ``bar`` and, when it is admitted, advance the last bar traded.
+        ``fill_any_gap``: fill a gap of any length (after the loop flattened the account)."""
         ts = np.datetime64(bar.timestamp, "ns")
         stamp = f"bar {np.datetime_as_string(ts, unit='s')}"
         key = int(ts.astype(np.int64))
@@ -87,7 +90,7 @@ class BarGate:
         fills: list[tuple[FeedBar, bool]] = []
         if self.last_time is not None:
             missing = int((ts - self.last_time) // self.bar) - 1
-            if missing > self.max_fill_bars:
+            if missing > self.max_fill_bars and not fill_any_gap:
                 raise LiveDataError(
                     f"{stamp} comes {missing} bars after the last bar traded "
                     f"({np.datetime_as_string(self.last_time, unit='s')}), more than "

@@ -47,9 +47,25 @@ log = logging.getLogger(__name__)
 BREAKER_STATES: dict[str, int] = {"closed": 0, "half-open": 1, "open": 2}
 _BREAKER_ALIASES = {"half_open": "half-open", "halfopen": "half-open", "half open": "half-open"}
 
-# bar close -> decision recorded spans a feed's delay (seconds to minutes); a policy forward
-# takes milliseconds
-_BAR_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# processing a bar (features over the whole history, the fill, the decision, the commit) takes
+# milliseconds to a second; a policy forward takes milliseconds
+_BAR_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
 _DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 DEFAULT_PORT = 8765
@@ -63,8 +79,8 @@ class TradingMetrics:
     ``adan_feed_up``, ``adan_breaker_state{service}`` (0 closed, 1 half-open, 2 open),
     ``adan_ready``. Counters: ``adan_bars_total``, ``adan_orders_total``, ``adan_fills_total``,
     ``adan_alerts_total{rule,severity}``, ``adan_errors_total{kind}``,
-    ``adan_bars_rejected_total{reason}``. Histograms: ``adan_bar_latency_seconds`` (bar close to
-    decision recorded), ``adan_decision_latency_seconds`` (policy forward). Thread-safe."""
+    ``adan_bars_rejected_total{reason}``. Histograms: ``adan_bar_latency_seconds`` (bar received
+    to state committed), ``adan_decision_latency_seconds`` (policy forward). Thread-safe."""
 
     def __init__(self, assets: Sequence[str]) -> None:
         self.assets: tuple[str, ...] = tuple(str(a) for a in assets)
@@ -109,7 +125,7 @@ class TradingMetrics:
         )
         self.bar_latency = Histogram(
             "adan_bar_latency_seconds",
-            "Bar close to decision recorded (seconds)",
+            "Bar received to its state committed: features, fill, decision (seconds)",
             buckets=_BAR_BUCKETS,
             registry=r,
         )
@@ -201,7 +217,7 @@ class TradingMetrics:
         self.ready.set(1.0 if ready else 0.0)
 
     def observe_latency(self, kind: str, seconds: float) -> None:
-        """``kind``: ``bar`` (bar close to decision recorded) or ``decision`` (policy forward)."""
+        """``kind``: ``bar`` (bar received to its state committed) or ``decision`` (policy forward)."""
         try:
             histogram = self._latency[kind]
         except KeyError:

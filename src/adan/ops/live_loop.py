@@ -204,10 +204,16 @@ class TradingLoop:
             self.escalation.success("feed")
         return bars
 
+    def ready(self) -> bool:
+        """Trading normally: the feed answers, its circuit is closed, no kill switch."""
+        closed = self.guard is None or self.guard.state == "closed"
+        return self.halted is None and self.feed_state == "up" and closed
+
     def _set_feed(self, state: str) -> None:
         self.feed_state = state
         if self.metrics is not None:
             self.metrics.set_feed_up(state == "up")
+            self.metrics.set_ready(self.ready())
 
     def _check_stale(self) -> None:
         limit = self.settings.stale_after_s
@@ -273,11 +279,14 @@ class TradingLoop:
         included; 0 when the bar was rejected)."""
         try:
             decision = self.gate.check(bar)
-        except LiveDataError as err:
-            self._failure("data", err)
-            if self.halted is not None and self.escalation is None:
+        except LiveDataError as err:  # a gap longer than max_fill_bars: bars were lost
+            if self._failure("data", err):
                 self.stop_requested = True
-            return 0
+                return 0
+            # the account goes flat and stays so until command=resume; the gap is filled flat
+            # so that the book keeps being marked and the features keep a clock
+            self.engage_kill_switch(f"data: {err}")
+            decision = self.gate.check(bar, fill_any_gap=True)
         if decision.rejected:
             log.warning("bar rejected (%s): %s", decision.rejected, decision.detail)
             self.event("bar_rejected", reason=decision.rejected, detail=decision.detail)
@@ -381,8 +390,10 @@ class TradingLoop:
                        model=self.model.id, halted=self.halted is not None)  # fmt: skip
             self.event("order", seq=seq, time=stamp, id=self.pending_id, action=decided.tolist())
         if self.metrics is not None:
-            bar_s = float(np.datetime64(bar.timestamp, "s").astype(np.int64))
+            closed_at = np.datetime64(bar.timestamp, "ns") + self.gate.bar
+            bar_s = float(closed_at.astype("datetime64[s]").astype(np.int64))
             self.metrics.count_bar(bar_s)
+            self.metrics.set_ready(self.ready())
             if fill is not None:
                 self.metrics.on_bar(
                     fill.equity, fill.cash, fill.drawdown, fill.holdings.tolist(),
@@ -482,6 +493,9 @@ class TradingLoop:
             if self.halted is None:
                 self.halted = reason
                 self._flatten_order(db)
+                if self.alerts is not None:
+                    alert = self.alerts.event("kill_switch", f"kill switch engaged: {reason}")
+                    self._record_alerts([alert] if alert is not None else [], db)
             return f"kill switch engaged: {reason}"
         if kind in ("switch_model", "rollback"):
             if self.load_model is None:

@@ -4,7 +4,8 @@ the same ``MarketData`` a backtest of those bars would use.
 Each new bar recomputes the features over the whole history with the checkpoint's pipeline and
 scalers (``MarketPipeline.build_live``): the features are causal, so every earlier row keeps
 its value and the newest row is exactly what ``eval.py`` would have seen at that bar. That
-costs a few milliseconds per bar on 20,000 bars of two assets; nothing approximates it.
+costs about 6 ms per bar on 3,000 bars of two assets and 30 ms on 20,000 (2-core machine),
+well inside an hourly bar; nothing approximates it.
 """
 
 from __future__ import annotations

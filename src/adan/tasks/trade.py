@@ -82,12 +82,15 @@ class Agent:
     def contract(self) -> dict[str, Any]:
         """What a replacement model must share: data, window and action space."""
         fitted = self.ckpt[DATA_KEY]
+        trading = OmegaConf.to_container(OmegaConf.structured(self.trading), resolve=True)
+        for section in LIVE_TUNABLE:
+            trading.pop(section, None)
         return {
             "assets": list(fitted.get("assets") or []),
             "feature_names": list(fitted["feature_names"]),
+            "scaler": _digest(fitted.get("scaler")),
             "window": self.window,
-            "action_mode": self.trading.action_mode,
-            "allow_short": self.trading.allow_short,
+            "trading": trading,  # costs, sizing, execution: the paper broker's rules
         }
 
     def slot(self, spec: MarketSpec) -> ModelSlot:
@@ -108,6 +111,13 @@ def model_loader(first: Agent, spec: MarketSpec, profile: str | None):
         return other.slot(spec)
 
     return load
+
+
+def _digest(value: Any) -> str:
+    """A short fingerprint of nested plain values and arrays (the fitted scalers)."""
+    from adan.ops.state_store import dumps
+
+    return hashlib.sha256(dumps(value).encode()).hexdigest()[:16]
 
 
 def diff(a: dict, b: dict) -> str:
@@ -174,6 +184,9 @@ def build_feed(cfg: DictConfig, pipeline) -> FeedSetup:
             )
             bars = source.generate()
             history, splits = history_before(pipeline, bars.timestamps[0])
+            if history is None:  # nothing before it: its own first bars warm the features up
+                first = pipeline._prepare(bars).first_row
+                history, bars = take_bars(bars, first), bars_between(bars, first, len(bars))
             return FeedSetup(ReplayFeed(bars, speed, history), history, splits)
         split = str(cfg.feed.split)
         if split == "test" and getattr(pipeline, "test_source", None) is not None:
@@ -259,10 +272,7 @@ def identity(agent: Agent, cfg: DictConfig, bar_ns: int) -> dict[str, Any]:
     if feed["kind"] == "exchange":
         feed.update(exchange=str(cfg.feed.exchange), symbols=list(cfg.feed.symbols),
                     timeframe=str(cfg.feed.timeframe))  # fmt: skip
-    trading = OmegaConf.to_container(OmegaConf.structured(agent.trading), resolve=True)
-    for section in LIVE_TUNABLE:
-        trading.pop(section, None)
-    return {**agent.contract(), "bar_ns": int(bar_ns), "feed": feed, "trading": trading}
+    return {**agent.contract(), "bar_ns": int(bar_ns), "feed": feed}
 
 
 @contextmanager
@@ -389,7 +399,6 @@ def run_service(cfg: DictConfig, path: Path) -> dict[str, Any]:
         if server is not None:
             server.start()
             log.info("health: %s/health, metrics: %s/metrics", server.url, server.url)
-        loop.metrics.set_ready(True)
         code = loop.run()
         summary = _summary(service.store, loop, code)
     finally:
@@ -519,12 +528,17 @@ def _models(cfg: DictConfig, store: StateStore, path: Path) -> tuple[Agent, Agen
         agent = Agent(ckpt_path, profile)
         return agent, agent, active
     current = active[-1]
-    if ckpt_path and sha256(resolve_checkpoint(ckpt_path)) != current["sha256"]:
-        raise StateMismatchError(
-            f"{path} runs model #{current['id']} {current['path']} (sha256 "
-            f"{current['sha256'][:12]}), not {ckpt_path}: change models with "
-            "command=switch_model, or start a new state with persistence.path=..."
-        )
+    if ckpt_path:  # the service's own unit file names a model it ran: fine, it runs the active one
+        digest = sha256(resolve_checkpoint(ckpt_path))
+        if digest not in {m["sha256"] for m in active}:
+            raise StateMismatchError(
+                f"{path} runs model #{current['id']} {current['path']} (sha256 "
+                f"{current['sha256'][:12]}), and never ran {ckpt_path}: change models with "
+                "command=switch_model, or start a new state with persistence.path=..."
+            )
+        if digest != current["sha256"]:
+            log.info("%s was switched to model #%d %s; running that", path, current["id"],
+                     current["path"])  # fmt: skip
     return Agent(current["path"], profile), Agent(active[0]["path"], profile), active
 
 
@@ -565,7 +579,7 @@ def _shape_data(market: LiveMarket, pipeline, fitted):
 def _status(loop: TradingLoop, guard) -> dict[str, Any]:
     last = loop.market.last_time
     return {
-        "ready": loop.halted is None and guard.state == "closed" and loop.feed_state == "up",
+        "ready": loop.ready(),
         "last_bar_time": None if last is None else iso(last),
         "bars": loop.seq,
         "feed": loop.feed_state,
@@ -615,13 +629,13 @@ def _event_sink(cfg: DictConfig, run_dir: Path):
 
 
 def _health(cfg: DictConfig, assets):
-    from adan.ops.health import HealthConfig, HealthServer, TradingMetrics
+    from adan.ops.health import HealthConfig, TradingMetrics
 
     conf = HealthConfig.from_mapping(OmegaConf.to_container(cfg.health, resolve=True))
     metrics = TradingMetrics(list(assets))
     if not conf.enabled:
         return metrics, None
-    return metrics, HealthServer(metrics, lambda: {"ready": False}, conf.host, conf.port)
+    return metrics, conf.server(metrics, lambda: {"ready": False})
 
 
 def _watcher(cfg, agent: Agent, broker: PaperBroker, alerts, loop: TradingLoop):

@@ -22,13 +22,20 @@ from tests.e2e.conftest import ROOT, run_train
 
 register_configs()
 register_resolver()
+ASSETS = ("BTCUSDT", "XRPUSDT")
 os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "run"
-    run_train(out, "debug=fast", "data.source.n_bars=3000")
+    # assets named as on an exchange, so the exchange feed can serve them too
+    run_train(
+        out,
+        "debug=fast",
+        "data.source.n_bars=3000",
+        f"+data.source.asset_names=[{','.join(ASSETS)}]",
+    )
     return out
 
 
@@ -299,7 +306,7 @@ def test_nan_actions_engage_the_kill_switch_and_alert(ckpt, tmp_path):
 class SilentFeed:
     """A live feed that has nothing new: every poll is empty, it never ends."""
 
-    assets, bar_ns, exhausted = ("SYN0", "SYN1"), 3_600_000_000_000, False
+    assets, bar_ns, exhausted = ASSETS, 3_600_000_000_000, False
 
     def poll(self):
         return []
@@ -327,3 +334,135 @@ def test_a_stale_feed_raises_one_alert_per_cooldown(ckpt, tmp_path):
     assert [a["rule"] for a in stale] == ["stale_feed"]  # then within its cooldown
     assert "no new bar for" in stale[0]["message"]
     svc.close()
+
+
+def test_features_that_cannot_be_computed_flatten_and_stop_without_committing_the_bar(
+    ckpt, tmp_path
+):
+    svc = service(tmp_path, ckpt)
+    loop = svc.loop
+    bars = bars_of(loop.feed)
+    for bar in bars[:40]:
+        loop.process(bar)
+    computed = loop.market.data
+
+    def broken():
+        raise ValueError("feature 'volume_z' is NaN at row 2600 (SYN1)")
+
+    loop.market.data = broken
+    assert loop.process(bars[40]) == 0
+    assert loop.stop_requested and loop.exit_code == 3
+    assert loop.halted is not None and "volume_z" in loop.halted
+    state = tmp_path / "state.sqlite"
+    assert len(rows(state, "bars")) == 40  # the bar's transaction rolled back
+    assert len(loop.market.bars()) == loop.market.history_bars + 40
+    alerts = [
+        json.loads(p)["rule"] for p in rows(state, "events").query("kind == 'alert'")["payload"]
+    ]
+    assert {"nan", "kill_switch"} <= set(alerts)
+    loop.market.data = computed
+    svc.close()
+
+
+def write_csvs(folder, bars, rows):
+    """One OHLCV file per asset (named by the asset) of ``bars`` rows ``rows``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, asset in enumerate(bars.assets):
+        pd.DataFrame(
+            {"timestamp": pd.to_datetime(bars.timestamps[rows]),
+             **{k: getattr(bars, k)[rows, i] for k in ("open", "high", "low", "close", "volume")}}
+        ).to_csv(folder / f"{asset}.csv", index=False)  # fmt: skip
+    return [str(folder / f"{a}.csv") for a in bars.assets]
+
+
+def test_a_replayed_csv_goes_through_the_loader_and_cleaner_and_trades_as_the_split(
+    ckpt, clean, tmp_path
+):
+    equity, _ = clean
+    svc = service(tmp_path, ckpt)  # only to read the test split's bars
+    test_bars = svc.loop.feed.bars
+    svc.close()
+    (tmp_path / "state.sqlite").unlink()
+    files = write_csvs(tmp_path / "csv", test_bars, slice(None))
+    run = tmp_path / "run"
+    svc = service(run, ckpt, f"feed.path=[{','.join(files)}]")
+    assert svc.loop.run() == 0
+    svc.close()
+    # warmed up on the checkpoint's own bars before the files: the same trades as the split
+    got = rows(run / "state.sqlite", "equity")
+    np.testing.assert_allclose(got["equity"], equity["equity"], rtol=1e-12)
+    assert (run / "feed_cleaning_report.json").is_file()
+
+
+def test_a_csv_that_continues_nothing_warms_up_on_its_own_first_bars(ckpt, tmp_path):
+    svc = service(tmp_path / "a", ckpt)
+    test_bars = svc.loop.feed.bars
+    svc.close()
+    later = replace_times(test_bars, np.timedelta64(400, "D"))
+    files = write_csvs(tmp_path / "csv", later, slice(None))
+    svc = service(tmp_path / "b", ckpt, f"feed.path=[{','.join(files)}]")
+    warmup = svc.loop.market.history_bars
+    assert 0 < warmup < 100  # the features' warm-up, not traded
+    assert svc.loop.run() == 0
+    svc.close()
+    traded = rows(tmp_path / "b" / "state.sqlite", "bars")
+    assert len(traded) == len(test_bars) - warmup
+
+
+def replace_times(bars, shift):
+    from dataclasses import replace
+
+    return replace(bars, timestamps=bars.timestamps + shift)
+
+
+def test_an_exchange_feed_warms_up_on_its_history_and_trades_new_closed_bars(ckpt, tmp_path):
+    from tests.ops.kline_server import KlineServer
+
+    svc = service(tmp_path / "a", ckpt)
+    bars = svc.loop.feed.bars
+    svc.close()
+    now = pd.Timestamp.now().floor("h")
+    shift = (now - pd.Timedelta(hours=2)) - pd.Timestamp(bars.timestamps[-1])
+    stamps = pd.to_datetime(bars.timestamps) + shift
+    with KlineServer(list(ASSETS)) as server:
+
+        def add(rows_):
+            for i, asset in enumerate(ASSETS):
+                server.add_bars(asset, [(str(stamps[k]), bars.open[k, i], bars.high[k, i],
+                                         bars.low[k, i], bars.close[k, i], bars.volume[k, i])
+                                        for k in rows_])  # fmt: skip
+
+        n = len(bars)
+        add(range(0, n - 40))
+        svc = service(tmp_path / "b", ckpt, "feed=exchange", f"feed.api_url={server.api_url}",
+                      f"feed.symbols=[{','.join(a[:3] + '/' + a[3:] for a in ASSETS)}]",
+                      "feed.history_bars=300")  # fmt: skip
+        loop = svc.loop
+        assert loop.market.history_bars == 300
+        assert loop.run_once() == 0  # nothing new yet
+        add(range(n - 40, n))
+        traded = loop.run_once()
+        svc.close()
+    assert traded == 40
+    equity = rows(tmp_path / "b" / "state.sqlite", "equity")
+    assert len(equity) == 40 - 32  # the account opened at the 32nd live bar (env.window)
+
+
+def test_offline_commands_refuse_what_they_cannot_do(ckpt, tmp_path):
+    with pytest.raises(LiveConfigError, match="command must be one of"):
+        trade(config(tmp_path, "command=explode"))
+    with pytest.raises(LiveConfigError, match="no state file"):
+        trade(config(tmp_path, "command=status"))
+    with pytest.raises(LiveConfigError, match="needs backup="):
+        trade(config(tmp_path, "command=restore"))
+    svc = service(tmp_path, ckpt, "loop.max_bars=5")
+    svc.loop.run()
+    svc.close()
+    with pytest.raises(LiveConfigError, match="needs model_path="):
+        trade(config(tmp_path, "command=switch_model"))
+    out = trade(config(tmp_path, "command=backup"))
+    assert out["backup"].endswith("state-manual.sqlite")
+    status = trade(config(tmp_path, "command=status"))
+    assert status["bars"] == 5 and status["model"]["id"] == 1
+    with pytest.raises(LiveConfigError, match="feed.split='nope'"):
+        service(tmp_path / "x", ckpt, "feed.split=nope")

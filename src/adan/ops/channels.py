@@ -21,13 +21,28 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from adan.errors import LiveConfigError, TradingError
 
-if TYPE_CHECKING:
-    from adan.ops.alerts import Alert
+
+class Alert(Protocol):
+    """What a channel reads of an alert (``adan.ops.alerts.Alert``; not imported, so that the
+    rules may build their channels without a cycle)."""
+
+    rule: str
+    severity: str
+    message: str
+    key: str
+    time: str
+    values: dict[str, Any]
+    suppressed: int
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def summary(self) -> str: ...
+
 
 log = logging.getLogger("adan.trade.alerts")
 

@@ -189,6 +189,16 @@ class TradingLoop:
             self.alerts.flush(5.0)
         return self.exit_code
 
+    def run_once(self) -> int:
+        """One poll and the bars it brought (the loop's body, for callers that pace it
+        themselves); the number of bars traded."""
+        try:
+            bars = self._poll()
+        except TradingError as err:
+            self._failure("feed", err)
+            return 0
+        return sum(self.process(bar) for bar in bars)
+
     def _poll(self) -> list[FeedBar]:
         call = self.feed.poll if self.guard is None else (lambda: self.guard.call(self.feed.poll))
         try:
@@ -296,67 +306,100 @@ class TradingLoop:
         if decision.repaired:
             log.warning("bar %s repaired: %s", iso(bar.timestamp), decision.repaired)
             self.event("bar_repaired", time=iso(bar.timestamp), rule=decision.repaired)
+        done = 0
         for one, filled in decision.admitted:
             if filled:
                 log.warning("gap: bar %s filled flat at the last close", iso(one.timestamp))
-            self._trade_bar(one, filled)
+            try:
+                self._trade_bar(one, filled)
+            except LiveDataError as err:  # features that cannot be computed: nothing to trade on
+                self._unusable_features(err)
+                break
+            done += 1
         self.last_bar_wall = self.clock()
-        return len(decision.admitted)
+        return done
+
+    def _unusable_features(self, err: LiveDataError) -> None:
+        """The bar's transaction rolled back; the account goes flat and the loop stops (exit
+        3): every later bar would read the same history. The bar comes again after a
+        restart, so the cause (the data, the feature code) must be fixed first."""
+        log.error("%s: flattening and stopping", err)
+        self.event("error", service="data", error=type(err).__name__, message=str(err))
+        if self.alerts is not None:
+            alert = self.alerts.event("nan", str(err), key="nan:features")
+            self._record_alerts([alert] if alert is not None else [])
+        self.engage_kill_switch(str(err))
+        self.stop_requested, self.exit_code = True, 3
 
     def _trade_bar(self, bar: FeedBar, filled: bool) -> None:
         t_start = time.perf_counter()
         stamp = iso(bar.timestamp)
         self.market.append(bar, filled)
         seq = self.seq
+        try:
+            with self.store.transaction() as db:
+                fill, decided, alerts, nan_actions = self._bar_transaction(db, seq, stamp, bar,
+                                                                           filled)  # fmt: skip
+        except LiveDataError:
+            self.market.drop_last()
+            raise
+        if fill is not None:
+            self.last_equity = fill.equity
+        self._after_commit(seq, stamp, bar, fill, decided, t_start)
+
+    def _bar_transaction(self, db, seq: int, stamp: str, bar: FeedBar, filled: bool) -> tuple:
+        """Steps 3-8 of a bar inside its transaction: (fill, decision, alerts, NaN actions)."""
         fill: BarFill | None = None
         decided: np.ndarray | None = None
         alerts: list = []
         nan_features = nan_actions = False
-        with self.store.transaction() as db:
-            self._apply_commands(db, seq, stamp)
-            self.store.add_bar(db, seq, stamp, bar, filled)
-            traded = self.market.traded_bars()
-            if traded >= self.window:
+        self._apply_commands(db, seq, stamp)
+        self.store.add_bar(db, seq, stamp, bar, filled)
+        traded = self.market.traded_bars()
+        if traded >= self.window:
+            try:
                 data = self.market.data()
-                nan_features = not np.isfinite(data.features[-1]).all()
-                if not self.broker.started:
-                    obs = self.broker.start(data)
-                else:
-                    fill, obs = self.broker.on_bar(data, self.pending)
-                    self._record_fill(db, seq, stamp, fill)
-                t_policy = time.perf_counter()
-                decided = np.asarray(self.model.actor(obs), dtype=np.float64).reshape(-1)
-                if self.metrics is not None:
-                    self.metrics.observe_latency("decision", time.perf_counter() - t_policy)
-                nan_actions = not np.isfinite(decided).all()
-                if nan_features or nan_actions:
-                    what = "features" if nan_features else "actions"
-                    alerts += self._note_halt(f"NaN in the {what} at bar {stamp}")
-                reason = "policy"
-                if self.halted is not None:
-                    decided, reason = self.settings.flat_action.copy(), "kill_switch"
-                self.pending = decided
-                self.pending_id = self._add_order(db, seq, stamp, decided, reason)
-            if self.alerts is not None and fill is not None:
-                alerts += self.alerts.observe_bar(
-                    {
-                        "time": stamp,
-                        "equity": fill.equity,
-                        "drawdown": fill.drawdown,
-                        "bar_return": fill.net_return,
-                        "volume": bar.volume.tolist(),
-                        "assets": list(self.assets),
-                        "risk_clipped": fill.risk_clipped,
-                        "nan_features": nan_features,
-                        "nan_actions": nan_actions,
-                    }
-                )
-            self._record_alerts(alerts, db)
-            self.seq = seq + 1
-            self._save(db, seq, stamp)
-        if fill is not None:
-            self.last_equity = fill.equity
-        self._after_commit(seq, stamp, bar, fill, decided, t_start)
+            except ValueError as err:
+                raise LiveDataError(
+                    f"the features at bar {stamp} cannot be computed: {err}"
+                ) from err
+            nan_features = not np.isfinite(data.features[-1]).all()
+            if not self.broker.started:
+                obs = self.broker.start(data)
+            else:
+                fill, obs = self.broker.on_bar(data, self.pending)
+                self._record_fill(db, seq, stamp, fill)
+            t_policy = time.perf_counter()
+            decided = np.asarray(self.model.actor(obs), dtype=np.float64).reshape(-1)
+            if self.metrics is not None:
+                self.metrics.observe_latency("decision", time.perf_counter() - t_policy)
+            nan_actions = not np.isfinite(decided).all()
+            if nan_features or nan_actions:
+                what = "features" if nan_features else "actions"
+                alerts += self._note_halt(f"NaN in the {what} at bar {stamp}")
+            reason = "policy"
+            if self.halted is not None:
+                decided, reason = self.settings.flat_action.copy(), "kill_switch"
+            self.pending = decided
+            self.pending_id = self._add_order(db, seq, stamp, decided, reason)
+        if self.alerts is not None and fill is not None:
+            alerts += self.alerts.observe_bar(
+                {
+                    "time": stamp,
+                    "equity": fill.equity,
+                    "drawdown": fill.drawdown,
+                    "bar_return": fill.net_return,
+                    "volume": bar.volume.tolist(),
+                    "assets": list(self.assets),
+                    "risk_clipped": fill.risk_clipped,
+                    "nan_features": nan_features,
+                    "nan_actions": nan_actions,
+                }
+            )
+        self._record_alerts(alerts, db)
+        self.seq = seq + 1
+        self._save(db, seq, stamp)
+        return fill, decided, alerts, nan_actions
 
     def _note_halt(self, reason: str) -> list:
         """A NaN observation or action: no order from it; the kill switch engages. The

@@ -138,6 +138,16 @@ class LiveMarket:
         self._filled.append(np.full((1, len(self.assets)), bool(filled)))
         self._bars = None
 
+    def drop_last(self) -> None:
+        """Forget the newest live bar (its bar failed before it was committed)."""
+        if len(self) <= self.history_bars:
+            raise ValueError("no live bar to drop")
+        bars = self.bars()
+        self._stamps = [bars.timestamps[:-1]]
+        self._filled = [bars.filled[:-1]]
+        self._values = {k: [v[0][:-1]] for k, v in self._values.items()}
+        self._bars = None
+
     def bars(self) -> Bars:
         """Every bar so far, history first."""
         if self._bars is None:

@@ -234,9 +234,11 @@ def history_before(pipeline, first_live: np.datetime64) -> tuple[Bars | None, di
     stop = int(np.searchsorted(whole.timestamps, first_live))
     if stop == 0:
         return None, None
-    step = np.timedelta64(int(whole.bar_ns or 0), "ns") if whole.bar_ns else None
+    step = np.timedelta64(int(whole.bar_ns or 0), "ns")
+    if not whole.bar_ns:  # the bars' own spacing
+        step = np.median(np.diff(whole.timestamps[-100:])) if len(whole) > 1 else step
     gap = first_live - whole.timestamps[stop - 1]
-    if step is not None and gap > step:
+    if gap > step:
         log.info("the feed starts %s after the checkpoint's data: no shared history", gap)
         return None, None
     return take_bars(whole, stop), pipeline.history_bounds(whole)

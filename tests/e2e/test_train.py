@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 
 from adan.evaluation.checkpoint import read_checkpoint
-from tests.e2e.conftest import run_multirun, run_train
+from tests.e2e.conftest import run_train
 from tests.e2e.tensorboard_records import read_hparams
-from tests.e2e.wandb_records import offline_run
 
 
 def read_metrics(out):
@@ -69,20 +68,6 @@ def test_mlp_model_trains(tmp_path):
     run_train(out, "model=mlp", "debug=fast")
     ckpt = read_checkpoint(out / "checkpoints" / "last.ckpt")
     assert any(k.startswith("policy.pi_extractor.net") for k in ckpt["state_dict"])
-
-
-def test_wandb_offline_without_api_key_one_run_per_multirun_job(tmp_path):
-    sweep = tmp_path / "sweep"
-    env = {"WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
-    run_multirun(
-        sweep, "logger=wandb", "debug=fast", "seed=1,2", "~callbacks.progress_bar", env=env
-    )
-    for job in ("0", "1"):
-        runs = list((sweep / job / "wandb").glob("offline-run-*"))
-        assert len(runs) == 1, (job, runs)  # each job its own run, none reused
-        run = offline_run(sweep / job)  # grouped by the sweep (no study: not an Optuna sweep)
-        assert (run.run.run_group, run.run.display_name) == (sweep.name, f"{sweep.name}-job{job}")
-        assert "trial_params" not in run.config
 
 
 def test_tensorboard_logger_writes_events_and_the_hparams_row(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from adan.errors import ConfigError
 from adan.ops.wandb_logger import resolve_mode, wandb_logger
 from tests.e2e.conftest import run_multirun, run_train
+from tests.e2e.wandb_records import offline_run
 
 FAKE_KEY = "0123456789abcdef" * 2 + "01234567"  # 40 characters, like a real key
 INIT_TIMEOUT = 3  # seconds
@@ -282,3 +283,18 @@ def test_finish_timeout_may_be_zero_but_not_negative(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     with pytest.raises(ConfigError, match=r"logger\.wandb\.finish_timeout must be .*>= 0"):
         wandb_logger(save_dir=str(tmp_path), finish_timeout=-1)
+
+
+@pytest.mark.slow
+def test_wandb_offline_without_api_key_one_run_per_multirun_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {"WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path)}
+    run_multirun(
+        sweep, "logger=wandb", "debug=fast", "seed=1,2", "~callbacks.progress_bar", env=env
+    )
+    for job in ("0", "1"):
+        runs = list((sweep / job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, (job, runs)  # each job its own run, none reused
+        run = offline_run(sweep / job)  # grouped by the sweep (no study: not an Optuna sweep)
+        assert (run.run.run_group, run.run.display_name) == (sweep.name, f"{sweep.name}-job{job}")
+        assert "trial_params" not in run.config

@@ -65,4 +65,6 @@ def test_a_state_file_refuses_another_checkpoint_or_feed(trained, replayed, tmp_
     assert "runs model #1" in proc.stderr and "command=switch_model" in proc.stderr
     proc = run_trade(tmp_path / "b", state, f"ckpt_path={trained}", "feed.split=val", check=False)
     assert proc.returncode != 0
-    assert "belongs to another setup" in proc.stderr and "'split': 'test'" in proc.stderr
+    assert (
+        "belongs to another setup" in proc.stderr and "feed.split: 'test' -> 'val'" in proc.stderr
+    )

@@ -264,3 +264,37 @@ def test_train_py_writes_json_lines_with_the_json_job_logging(tmp_path):
     # the console and the text log are as without the option
     assert "[adan.tasks.fit][INFO] - summary written to" in proc.stdout
     assert "[adan.tasks.fit][INFO] - summary written to" in (run_dir / "debug.log").read_text()
+
+
+def test_values_of_every_common_kind_become_plain_json():
+    """Dates, durations, paths, enums, bytes, NumPy values and unknown objects all log."""
+    import enum
+
+    from adan.ops.json_logging import dumps
+
+    class Side(enum.Enum):
+        LONG = "long"
+
+    class Odd:
+        def __str__(self):
+            return "odd postgresql://u:pw-x1@h/db"
+
+    value = {
+        "when": dt.datetime(2024, 1, 2, 3, 4, 5),
+        "day": dt.date(2024, 1, 2),
+        "span": dt.timedelta(minutes=90),
+        "path": Path("/tmp/x"),
+        "side": Side.LONG,
+        "raw": b"bytes",
+        "arr": np.arange(3),
+        "scalar": np.float32(1.5),
+        "stamp": np.datetime64("2024-01-02T03:04"),
+        "set": {1},
+        "odd": Odd(),
+    }
+    back = json.loads(dumps(value))
+    assert back["when"] == "2024-01-02T03:04:05" and back["day"] == "2024-01-02"
+    assert back["span"] == 5400.0 and back["path"] == "/tmp/x" and back["side"] == "long"
+    assert back["raw"] == "bytes" and back["arr"] == [0, 1, 2] and back["scalar"] == 1.5
+    assert back["stamp"].startswith("2024-01-02") and back["set"] == [1]
+    assert "pw-x1" not in back["odd"]  # a URL password in any text is masked

@@ -466,3 +466,44 @@ def test_offline_commands_refuse_what_they_cannot_do(ckpt, tmp_path):
     assert status["bars"] == 5 and status["model"]["id"] == 1
     with pytest.raises(LiveConfigError, match="feed.split='nope'"):
         service(tmp_path / "x", ckpt, "feed.split=nope")
+
+
+def test_refused_commands_are_recorded_and_never_stop_the_service(ckpt, tmp_path):
+    svc = service(tmp_path, ckpt)
+    loop = svc.loop
+    bars = bars_of(loop.feed)
+    store = loop.store
+    store.queue_command("explode", {})
+    store.queue_command("rollback", {})  # only one model ran: nothing to roll back to
+    other = tmp_path / "other"
+    run_train(other, "debug=fast", "data.source.n_bars=3000", "data.source.seed=7",
+              "env.window=16")  # fmt: skip
+    store.queue_command("switch_model", {"path": str(other)})
+    for bar in bars[:3]:
+        assert loop.process(bar) == 1
+    results = list(rows(tmp_path / "state.sqlite", "commands")["result"])
+    assert results[0] == "refused: unknown command 'explode'"
+    assert results[1] == "refused: no earlier model to roll back to"
+    assert results[2].startswith("refused:") and "window: 32 -> 16" in results[2]
+    assert loop.model.id == 1
+    svc.close()
+
+
+def test_flatten_and_stop_exits_with_code_3_after_flattening(ckpt, tmp_path):
+    svc = service(tmp_path, ckpt, "resilience.escalation.action=flatten_and_stop",
+                  "resilience.retry.attempts=1", "resilience.breaker.fail_max=100",
+                  "resilience.escalation.max_consecutive_failures=2")  # fmt: skip
+    loop = svc.loop
+    loop.feed = FlakyFeed(loop.feed)
+    loop.settings.max_bars = 40
+    loop.run()
+    loop.feed.down, loop.stop_requested, loop.settings.max_bars = True, False, None
+    loop.sleep = lambda s: None
+    assert loop.run() == 3
+    assert loop.halted is not None
+    orders = rows(tmp_path / "state.sqlite", "orders")
+    assert orders["status"].iloc[-2] == "cancelled" and json.loads(orders["action"].iloc[-1]) == [
+        0.0,
+        0.0,
+    ]
+    svc.close()

@@ -453,7 +453,7 @@ class TradingLoop:
     # ------------------------------------------------------------------- records
     def _add_order(self, db, seq: int, stamp: str, action: np.ndarray, reason: str) -> int:
         cur = db.execute(
-            "INSERT OR REPLACE INTO orders (decided_seq, decided_time, action, model, status) "
+            "INSERT INTO orders (decided_seq, decided_time, action, model, status) "
             "VALUES (?, ?, ?, ?, 'working')",
             (seq, stamp, _json(action.tolist()), self.model.id),
         )

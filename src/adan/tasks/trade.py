@@ -39,7 +39,6 @@ from adan.ops.state_store import StateStore, restore
 
 log = logging.getLogger("adan.trade")
 COMMANDS = ("run", "status", "switch_model", "rollback", "flatten", "resume", "backup", "restore")
-QUEUED = ("switch_model", "rollback", "flatten", "resume")
 LIVE_TUNABLE = ("risk", "dbe")  # trading sections a settings file may change at run time
 
 
@@ -51,7 +50,7 @@ def sha256(path: Path) -> str:
 # ----------------------------------------------------------------------------- the model
 class Agent:
     """A checkpoint as the service runs it: its config, data contract, trading rules and
-    policy. ``load(path)`` checks that another checkpoint can replace this one."""
+    policy."""
 
     def __init__(self, path: str | Path, profile: str | None = None) -> None:
         self.file = resolve_checkpoint(path)
@@ -120,10 +119,17 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(dumps(value).encode()).hexdigest()[:16]
 
 
-def diff(a: dict, b: dict) -> str:
-    """``key: a -> b`` for every key whose values differ ('' when none)."""
-    keys = sorted(set(a) | set(b))
-    return "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k))
+def diff(a: dict, b: dict, prefix: str = "") -> str:
+    """``key: a -> b`` for every (dotted, nested) key whose values differ ('' when none)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            inner = diff(x, y, f"{prefix}{k}.")
+            out += [inner] if inner else []
+        elif x != y:
+            out.append(f"{prefix}{k}: {x!r} -> {y!r}")
+    return "; ".join(out)
 
 
 # ----------------------------------------------------------------------------- the data

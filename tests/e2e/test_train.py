@@ -82,16 +82,6 @@ def test_tensorboard_logger_writes_events_and_the_hparams_row(tmp_path):
     assert values["hp/val_sharpe"] == pytest.approx(summary["val"]["agent"]["sharpe"], rel=1e-6)
 
 
-def test_ddp_on_two_cpu_processes(tmp_path):
-    out = tmp_path / "run"
-    proc = run_train(
-        out, "trainer=ddp", "trainer.devices=2", "debug=fast", "~callbacks.progress_bar"
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["env_steps"] == 4096  # 4 iterations x 512 steps x 2 processes
-    assert proc.stdout.count("summary written") + proc.stderr.count("summary written") == 1
-
-
 def test_short_cartpole_experiment(tmp_path):
     out = tmp_path / "run"
     run_train(

@@ -1,6 +1,7 @@
 """Long end-to-end runs kept out of the default suite's 10 minutes and run by `.ci/run`'s
 slow stage: the shipped trading defaults trained and evaluated, and a multi-profile agent
-trained, reported per profile and evaluated on one profile."""
+trained, reported per profile and evaluated on one profile, and Lightning DDP over two CPU
+processes."""
 
 import json
 import subprocess
@@ -54,3 +55,13 @@ def test_multi_profile_run_trains_every_profile_and_logs_each(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "evaluating 'aggressive'" in proc.stderr + proc.stdout
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    out = tmp_path / "run"
+    proc = run_train(
+        out, "trainer=ddp", "trainer.devices=2", "debug=fast", "~callbacks.progress_bar"
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env_steps"] == 4096  # 4 iterations x 512 steps x 2 processes
+    assert proc.stdout.count("summary written") + proc.stderr.count("summary written") == 1

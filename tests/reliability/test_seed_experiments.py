@@ -11,6 +11,7 @@ import pytest
 from adan.evaluation.checkpoint import read_checkpoint
 from tests.e2e.conftest import ROOT, run_train
 
+pytestmark = pytest.mark.slow  # two trainings and their evaluation: .ci/run's slow stage
 FAST = ("debug=fast", "agent.total_timesteps=1024", "env.num_envs=8")
 
 

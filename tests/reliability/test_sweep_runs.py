@@ -34,6 +34,7 @@ def _study(db) -> optuna.Study:
     return optuna.load_study(study_name="ppo_optuna", storage=f"sqlite:///{db}")
 
 
+@pytest.mark.slow  # ~80 s: in .ci/run's slow stage, beside the other sweep backends
 def test_a_resumed_sweep_continues_the_study_with_new_trials_in_parallel_and_prunes(tmp_path):
     db = tmp_path / "study.db"
     storage = f"hparams_search.storage=sqlite:///{db}"

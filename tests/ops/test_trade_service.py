@@ -421,7 +421,7 @@ def test_an_exchange_feed_warms_up_on_its_history_and_trades_new_closed_bars(ckp
     svc = service(tmp_path / "a", ckpt)
     bars = svc.loop.feed.bars
     svc.close()
-    now = pd.Timestamp.now().floor("h")
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("h")
     shift = (now - pd.Timedelta(hours=2)) - pd.Timestamp(bars.timestamps[-1])
     stamps = pd.to_datetime(bars.timestamps) + shift
     with KlineServer(list(ASSETS)) as server:

@@ -89,7 +89,9 @@ def wait_for(what, predicate, timeout=60.0):
 
 def test_exchange_service_survives_failures_and_recovers(ckpt, tmp_path):
     state = tmp_path / "state.sqlite"
-    rows = real_rows(pd.Timestamp.now().floor("h") - pd.Timedelta(hours=2))
+    rows = real_rows(
+        pd.Timestamp.now(tz="UTC").tz_localize(None).floor("h") - pd.Timedelta(hours=2)
+    )
     hook = Webhook()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ADAN_ALERT_WEBHOOK_URL":
            f"http://127.0.0.1:{hook.server_address[1]}/hook/{SECRET}"}  # fmt: skip

@@ -350,6 +350,8 @@ def test_features_that_cannot_be_computed_flatten_and_stop_without_committing_th
         raise ValueError("feature 'volume_z' is NaN at row 2600 (SYN1)")
 
     loop.market.data = broken
+    best = ckpt / "checkpoints" / "best-iter0001.ckpt"
+    loop.store.queue_command("switch_model", {"path": str(best)})
     assert loop.process(bars[40]) == 0
     assert loop.stop_requested and loop.exit_code == 3
     assert loop.halted is not None and "volume_z" in loop.halted
@@ -360,8 +362,22 @@ def test_features_that_cannot_be_computed_flatten_and_stop_without_committing_th
         json.loads(p)["rule"] for p in rows(state, "events").query("kind == 'alert'")["payload"]
     ]
     assert {"nan", "kill_switch"} <= set(alerts)
+    # the switch applied inside the failed bar was rolled back with it, in memory too
+    assert loop.model.id == 1 and rows(state, "commands")["applied_seq"].isna().all()
     loop.market.data = computed
     svc.close()
+    again = service(tmp_path, ckpt)  # resumes; the queued switch waits for the next bar
+    assert again.loop.seq == 40 and again.loop.model.id == 1
+    assert again.loop.process(bars[40]) == 1 and again.loop.model.id == 2
+    again.close()
+
+
+def test_a_service_stopped_before_its_first_bar_starts_again(ckpt, tmp_path):
+    service(tmp_path, ckpt).close()  # e.g. SIGTERM while waiting for the first closed bar
+    svc = service(tmp_path, ckpt)
+    assert svc.loop.seq == 0 and svc.loop.run() == 0
+    svc.close()
+    assert len(rows(tmp_path / "state.sqlite", "models")) == 1
 
 
 def write_csvs(folder, bars, rows):

@@ -336,11 +336,13 @@ class TradingLoop:
         stamp = iso(bar.timestamp)
         self.market.append(bar, filled)
         seq = self.seq
+        memory = (self.model, self.halted, self.pending, self.pending_id, self.seq)
         try:
             with self.store.transaction() as db:
                 fill, decided, alerts, nan_actions = self._bar_transaction(db, seq, stamp, bar,
                                                                            filled)  # fmt: skip
-        except LiveDataError:
+        except LiveDataError:  # the transaction rolled back: so does what it changed in memory
+            self.model, self.halted, self.pending, self.pending_id, self.seq = memory
             self.market.drop_last()
             raise
         if fill is not None:
@@ -496,9 +498,10 @@ class TradingLoop:
                 self.metrics.on_alert(alert.rule, alert.severity)
             if db is not None:
                 self.store.add_event(db, payload.get("time") or self._now(), "alert", payload)
-            else:
+            else:  # an alert between bars: its cooldown is part of the account state too
                 with self.store.transaction() as conn:
                     self.store.add_event(conn, payload.get("time") or self._now(), "alert", payload)
+                    self._save(conn)
 
     def _save(self, db, seq: int | None = None, stamp: str | None = None) -> None:
         last = self.market.last_time

@@ -106,10 +106,11 @@ class StateStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # the block failed, or the commit did (disk full)
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     # ----------------------------------------------------------------------- identity
     def meta(self) -> dict[str, Any]:

@@ -81,15 +81,15 @@ class Agent:
     def contract(self) -> dict[str, Any]:
         """What a replacement model must share: data, window and action space."""
         fitted = self.ckpt[DATA_KEY]
+        # the whole of it, risk and dbe included: those change at run time through the
+        # settings file only, so a model switch never changes the rules the account runs under
         trading = OmegaConf.to_container(OmegaConf.structured(self.trading), resolve=True)
-        for section in LIVE_TUNABLE:
-            trading.pop(section, None)
         return {
             "assets": list(fitted.get("assets") or []),
             "feature_names": list(fitted["feature_names"]),
             "scaler": _digest(fitted.get("scaler")),
             "window": self.window,
-            "trading": trading,  # costs, sizing, execution: the paper broker's rules
+            "trading": trading,  # the paper broker's rules
         }
 
     def slot(self, spec: MarketSpec) -> ModelSlot:
@@ -495,7 +495,7 @@ def open_service(cfg: DictConfig, path: Path) -> Service:
         max_fill_bars=int(cfg.feed.max_fill_bars),
         backup_every_bars=int(cfg.persistence.backup_every_bars),
         keep_backups=int(cfg.persistence.keep_backups),
-        backup_dir=str(cfg.persistence.backup_dir),
+        backup_dir=None if cfg.persistence.backup_dir is None else str(cfg.persistence.backup_dir),
         max_bars=cfg.loop.get("max_bars"),
         flat_action=flat,
     )
@@ -509,13 +509,17 @@ def open_service(cfg: DictConfig, path: Path) -> Service:
     loop.watcher = _watcher(cfg, agent, broker, alerts, loop)
 
     account = store.account()
-    if account is None:
+    if account is None:  # a new file; the account row comes in the same transaction, so a
+        # stop before the first bar restarts as a resume, never as a second first start
         with store.transaction() as db:
             store.set_meta({"identity": ident, "checkpoint": str(agent.file)})
-            store.save_history(
-                db, {"bars": bars_state(history), "splits": splits, "prefix": prefix}
-            )
-            slot.id = record_model(db, slot, None, None, "start")
+            if saved_history is None:
+                store.save_history(
+                    db, {"bars": bars_state(history), "splits": splits, "prefix": prefix}
+                )
+            if not active:
+                slot.id = record_model(db, slot, None, None, "start")
+            loop._save(db)
         log.info("new state file %s", path)
     else:
         _resume(loop, account, store, feed, events)

@@ -1,8 +1,10 @@
-"""`python train.py` on real files: the shipped Binance sample and the dirty public dump."""
+"""`python train.py` on real files: the shipped Binance sample and the dirty public dump (the
+two trainings in .ci/run's slow stage; the strict-mode refusal in the default suite)."""
 
 import json
 
 import numpy as np
+import pytest
 
 from adan.evaluation.checkpoint import market_from_checkpoint, read_checkpoint
 from tests.e2e.conftest import run_train
@@ -10,6 +12,7 @@ from tests.e2e.conftest import run_train
 DUMP = "tests/data/files/Binance_BTCUSDT_1h.csv"
 
 
+@pytest.mark.slow  # a training on real files: .ci/run's slow stage
 def test_binance_sample_trains_and_checkpoints_its_data_contract(tmp_path):
     out = tmp_path / "run"
     run_train(out, "data=binance_sample", "debug=fast", f"paths.cache_dir={tmp_path / 'cache'}")
@@ -37,6 +40,7 @@ def test_binance_sample_trains_and_checkpoints_its_data_contract(tmp_path):
     assert np.isfinite(market["test"].features).all()
 
 
+@pytest.mark.slow  # a training on real files: .ci/run's slow stage
 def test_dirty_dump_trains_and_its_report_lists_the_defects(tmp_path):
     out = tmp_path / "run"
     run_train(

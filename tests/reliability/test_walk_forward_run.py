@@ -4,10 +4,12 @@ its validation range, and one table over the folds."""
 import json
 
 import numpy as np
+import pytest
 
 from tests.e2e.conftest import run_train
 
 
+@pytest.mark.slow  # every fold trained and evaluated: .ci/run's slow stage
 def test_walk_forward_trains_and_evaluates_every_fold(tmp_path):
     out = tmp_path / "wf"
     run_train(

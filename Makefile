@@ -23,7 +23,7 @@ train: $(STAMP)  ## train the default agent on the embedded synthetic market
 # Coverage of src/adan (the train.py/eval.py/trade.py subprocesses included) is reported here;
 # its floor (pyproject.toml) applies to the default suite and the slow stage together, which
 # test-slow checks after appending its own coverage.
-test: $(STAMP)  ## the default test suite (slow tests excluded, under 10 minutes), on 2 workers
+test: $(STAMP)  ## the default test suite (slow tests excluded; about 10 minutes), on 2 workers
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 --cov --cov-report=term \
 		--cov-fail-under=0 $(ARGS)
 

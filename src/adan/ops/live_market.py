@@ -22,13 +22,15 @@ from adan.ops.feeds.base import FIELDS, FeedBar
 SPARE_BARS = 2  # rows the simulator wants past the last bar it steps to (never read)
 
 
-def take_bars(bars: Bars, stop: int) -> Bars:
-    """The first ``stop`` bars of ``bars``."""
-    s = slice(0, stop)
+def take_bars(bars: Bars, stop: int, start: int = 0) -> Bars:
+    """Rows ``start`` .. ``stop`` of ``bars``; a slice that does not start at the first row
+    drops the true regimes (what a feed replays has none)."""
+    s = slice(start, stop)
+    regimes = None if bars.regimes is None or start else bars.regimes[s]
     return replace(
         bars,
         timestamps=bars.timestamps[s],
-        regimes=None if bars.regimes is None else bars.regimes[s],
+        regimes=regimes,
         filled=None if bars.filled is None else bars.filled[s],
         **{k: getattr(bars, k)[s] for k in FIELDS},
     )

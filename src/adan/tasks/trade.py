@@ -18,7 +18,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +148,6 @@ def source_bars(pipeline, test: bool = False) -> Bars:
     return src if isinstance(src, Bars) else src.generate()
 
 
-def bars_between(bars: Bars, start: int, stop: int) -> Bars:
-    """Rows ``start`` .. ``stop`` of ``bars`` (true regimes dropped: a feed has none)."""
-    rows = slice(start, stop)
-    return replace(
-        bars,
-        timestamps=bars.timestamps[rows],
-        regimes=None,
-        filled=None if bars.filled is None else bars.filled[rows],
-        **{k: getattr(bars, k)[rows] for k in ("open", "high", "low", "close", "volume")},
-    )
-
-
 @dataclass
 class FeedSetup:
     """A feed and what the live market warms up on: ``history`` bars, the checkpoint's
@@ -192,7 +180,7 @@ def build_feed(cfg: DictConfig, pipeline) -> FeedSetup:
             history, splits = history_before(pipeline, bars.timestamps[0])
             if history is None:  # nothing before it: its own first bars warm the features up
                 first = pipeline._prepare(bars).first_row
-                history, bars = take_bars(bars, first), bars_between(bars, first, len(bars))
+                history, bars = take_bars(bars, first), take_bars(bars, len(bars), first)
             return FeedSetup(ReplayFeed(bars, speed, history), history, splits)
         split = str(cfg.feed.split)
         if split == "test" and getattr(pipeline, "test_source", None) is not None:
@@ -200,7 +188,7 @@ def build_feed(cfg: DictConfig, pipeline) -> FeedSetup:
             whole = source_bars(pipeline, test=True)
             first = pipeline._prepare(whole).first_row
             history = take_bars(whole, first)
-            feed = ReplayFeed(bars_between(whole, first, len(whole)), speed, history)
+            feed = ReplayFeed(take_bars(whole, len(whole), first), speed, history)
             return FeedSetup(feed, history, None, prefix=True)
         whole = source_bars(pipeline)
         bounds = pipeline.history_bounds(whole)
@@ -211,7 +199,7 @@ def build_feed(cfg: DictConfig, pipeline) -> FeedSetup:
         first = pipeline._prepare(whole).first_row
         start, stop = (first + b for b in bounds[split])
         history = take_bars(whole, start)
-        feed = ReplayFeed(bars_between(whole, start, stop), speed, history)
+        feed = ReplayFeed(take_bars(whole, stop, start), speed, history)
         return FeedSetup(feed, history, bounds)
     if kind == "exchange":
         from adan.ops.feeds.exchange import ExchangeFeed

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install train test test-slow test-all lint docs format bench bench-agent bench-sweep clean
+.PHONY: help install train test test-slow test-all lint docs format bench bench-peers bench-agent bench-sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,13 @@ bench: $(STAMP)  ## run the benchmarks under experiments/ (each prints a table)
 	$(BIN)/python experiments/bench_realism.py
 	$(BIN)/python experiments/regime_accuracy.py
 	$(BIN)/python experiments/bench_trade.py
+
+# About 10 minutes on 2 cores: every peer ratio the README quotes, peer and ADAN cells interleaved
+# (medians of 3, the load average beside each). The bench extra brings the peers; the pinned
+# torch satisfies both, so nothing else is pulled.
+bench-peers: $(STAMP)  ## ADAN against gym-anytrading and Stable-Baselines3, in one sitting
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python experiments/bench_peers.py --repeats 3
 
 # About two hours on 2 cores: 5 no-churn settings and 3 markets, 3 seeds each of the default
 # run, each scored by eval.py on its test split.

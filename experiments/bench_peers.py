@@ -102,9 +102,8 @@ def _random_walk_spec(assets: int, features: int, trading=None):
 
 
 def cell_adan(n: int, seconds: float) -> float:
-    import numpy as np
-
     import gymnasium as gym
+    import numpy as np
 
     import adan  # noqa: F401  (registers adan/Trading-v0)
     from adan.envs import VecTradingEnv
@@ -253,19 +252,19 @@ def run_cell(name: str, args: argparse.Namespace, repeat: int) -> tuple[float, f
 # (workload, peer cell, ADAN cell, unit, higher is better, target on ADAN / peer, what)
 ROWS = [
     ("one env, 1 asset x 2 features, window 32", "anytrading_1", "adan_1", "steps/s", 3.0,
-     "gym.make: stocks-v0 | adan/Trading-v0"),
+     "gym.make: stocks-v0 / adan/Trading-v0"),
     ("8 envs", "anytrading_8", "adan_8", "steps/s", 5.0,
-     "SyncVectorEnv x 8 of stocks-v0 | VecTradingEnv N=8"),
+     "SyncVectorEnv x 8 of stocks-v0 / VecTradingEnv N=8"),
     ("N=4096 against one peer env", "anytrading_1", "adan_4096", "steps/s", 100.0,
-     "one stocks-v0 | VecTradingEnv N=4096"),
+     "one stocks-v0 / VecTradingEnv N=4096"),
     ("N=4096 against the memory-write bound", "bound_4096", "adan_4096", "steps/s", 0.5,
-     "one copy of the observation's bytes | VecTradingEnv N=4096"),
+     "one copy of the observation's bytes / VecTradingEnv N=4096"),
     ("trading=moderate's cost per step over trading=default's, N=64", "default_64",
-     "moderate_64", "cost", 1.5, "default | moderate (ratio = moderate time / default time)"),
+     "moderate_64", "cost", 1.5, "default / moderate (ratio: moderate time over default time)"),
     ("PPO, same work (stocks-v0, 8 envs, MLP 64-64)", "sb3_ppo", "adan_ppo", "steps/s", 1.5,
-     "SB3 learn() | ADAN rollout+update"),
+     "SB3 learn() / ADAN rollout+update"),
     ("CartPole to the stop rule, whole process", "sb3_cartpole", "adan_cartpole", "s", 1.0,
-     "python sb3_cartpole.py | python train.py experiment=cartpole (ratio = SB3 s / ADAN s)"),
+     "python sb3_cartpole.py / python train.py experiment=cartpole (ratio: SB3 s over ADAN s)"),
 ]  # fmt: skip
 
 

@@ -30,13 +30,15 @@ from adan.data.regime_detection import MarketRegimeDetector
 from adan.market.batch import row_sum
 from adan.market.behaviour import DynamicBehaviourEngine
 from adan.market.config import TradingConfig, assign_profiles
-from adan.market.execution import ExecutionModel, Fills, WorkingOrders, outside_band
+from adan.market.execution import ExecutionModel, Fills, WorkingOrders
+from adan.market.kernels import fill_at_open
 from adan.market.portfolio import Portfolio
 from adan.market.risk import RiskManager
 from adan.market.sizing import PositionSizer
 from adan.market.stops import StopBook
 
 log = logging.getLogger(__name__)
+_NO_ROWS = np.zeros((0, 0))  # no per-bar rates: the kernel uses the fixed one
 
 
 def _risk_on(risk) -> bool:
@@ -150,35 +152,58 @@ class TradingDesk:
     def execute(self, weights: np.ndarray, t: np.ndarray, pf: Portfolio, floor: float) -> Fills:
         """Send the orders for ``weights`` and book their fills during bar t+1 (stage 4)."""
         open1 = self._open.take(t + 1, axis=0)
-        equity_open = np.maximum(pf.value(open1), floor)
-        self.equity_open = equity_open
-        desired = weights * (equity_open[:, None] / open1)
         band = self.execution.config.rebalance_band
-        held = pf.units * open1 / equity_open[:, None] if band > 0 else None
-        if self.orders is None:
-            order = desired - pf.units
-            if band > 0:  # inside the no-trade band: keep what is held (a risk clip trades)
-                trade = outside_band(weights, held, band)
-                trade |= self.clipped[:, None]
-                order *= trade
-            filled, price = order, open1
+        before = pf.units
+        if self.orders is None:  # market orders, filled in full at the open: one kernel
+            fills = self._fill_at_open(weights, t, open1, pf, floor, band)
         else:
+            equity_open = np.maximum(pf.value(open1), floor)
+            self.equity_open = equity_open
+            desired = weights * (equity_open[:, None] / open1)
+            held = pf.units * open1 / equity_open[:, None]
             # a risk rule that acted sends a fresh order: a flatten is never left to expire
-            if held is None:
-                held = pf.units * open1 / equity_open[:, None]
             order = self.orders.submit(weights, desired, pf.units, held, self.clipped)
             filled, price = self.execution.fill(order, t)
             self.orders.after_fill(order, filled)
-        fills = self.execution.costs(filled, price, t)
-        before = pf.units
-        pf.rebalance(before + filled, price, fills.total)
+            fills = self.execution.costs(filled, price, t)
+            pf.rebalance(before + filled, price, fills.total)
         if self.stops is not None:
             mult = self.dbe.params if self.dbe is not None else {}
-            self.stops.on_fill(before, pf.units, price, t, mult.get("stop"), mult.get("target"))
+            self.stops.on_fill(
+                before, pf.units, fills.price, t, mult.get("stop"), mult.get("target")
+            )
             # a resting limit filled inside the bar: the bar's high (low) may have come
             # before the entry, so its target is not checked against this bar
-            self._intrabar = (filled != 0) & (price != open1) if self.execution.limit else None
+            self._intrabar = None
+            if self.execution.limit:
+                self._intrabar = (fills.units != 0) & (fills.price != open1)
         return fills
+
+    def _fill_at_open(
+        self, weights: np.ndarray, t: np.ndarray, open1: np.ndarray, pf: Portfolio,
+        floor: float, band: float,
+    ) -> Fills:  # fmt: skip
+        """Stage 4 for market orders that fill in full (`kernels.fill_at_open`)."""
+        n, a = weights.shape
+        ex = self.execution
+        fee_rate, half_spread, slippage_rate = ex.taker
+        spread_rows = impact_rows = _NO_ROWS
+        if isinstance(half_spread, np.ndarray):  # estimated: the decision bar's
+            spread_rows, half_spread = half_spread.take(t, axis=0), 0.0
+        if ex.impact_rates is not None:
+            impact_rows = ex.impact_rates.take(t, axis=0)
+        new_units = np.empty((n, a))
+        filled, fee, spread, slippage, impact = (np.empty((n, a)) for _ in range(5))
+        total, notional, equity_open = np.empty(n), np.empty(n), np.empty(n)
+        fill_at_open(
+            np.ascontiguousarray(weights, dtype=np.float64), pf.units, pf.avg_price, pf.cash,
+            pf.realised_pnl, open1, float(floor), float(band), self.clipped, fee_rate,
+            float(half_spread), slippage_rate, spread_rows, impact_rows, new_units, filled,
+            fee, spread, slippage, impact, total, notional, equity_open,
+        )  # fmt: skip
+        pf.units = new_units
+        self.equity_open = equity_open
+        return Fills(filled, open1, fee, spread, slippage, impact, total, notional)
 
     def protect(self, t: np.ndarray, pf: Portfolio) -> Fills | None:
         """Stops and targets hit during bar t+1 (stage 5); None when no profile uses them.

@@ -163,12 +163,17 @@ class ExecutionModel:
         self.maker = (config.maker_fee_bps * 1e-4, 0.0, 0.0)
         self._open, self._high, self._low, self._close = open_, high, low, close
         self._volume = np.maximum(np.asarray(volume, dtype=np.float64), 0.0)
-        self._impact = None
+        self._impact = None  # [T, A] impact cost fraction per sqrt(unit), at the decision bar
         if config.impact_coef > 0:
             sigma = bar_volatility(close, config.impact_window)
             mean_volume = _trailing_mean(self._volume, config.impact_window)
             # cost fraction per sqrt(unit): coef * sigma / sqrt(volume)
             self._impact = config.impact_coef * sigma / np.sqrt(np.maximum(mean_volume, _TINY))
+
+    @property
+    def impact_rates(self) -> np.ndarray | None:
+        """[T, A] impact cost fraction per sqrt(unit) of order, read at the decision bar."""
+        return self._impact
 
     def fill(self, order: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(filled units, fill price) [N, A] of signed ``order`` units decided at bars ``t``.

@@ -7,13 +7,12 @@ fixed number of array operations over the batch; no Python loop runs over envs o
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from adan.data.regimes import NUM_REGIMES
-from adan.market.batch import row_count, row_dot, row_sum
 from adan.market.desk import TradingDesk
 from adan.market.episode import EpisodeStats
 from adan.market.execution import Fills
+from adan.market.kernels import close_bar, gather_windows
 from adan.market.outcome import StepOutcome
 from adan.market.portfolio import Portfolio
 from adan.market.rng import BatchRNG, SeedLike
@@ -36,19 +35,30 @@ STEP_INFO_KEYS = (
 )
 
 
-def _per_env(per_asset: np.ndarray) -> np.ndarray:
-    """Sum over assets: [N, A] -> [N]."""
-    return row_sum(per_asset)
+_NO_EXITS = (np.zeros((0, 0)),) * 5 + (np.zeros(0),) * 2  # close_bar's "no stop exits"
 
 
-def _window_view(features: np.ndarray, window: int) -> np.ndarray:
-    """Zero-copy read-only [P-W+1, W, A, F] view of [P, A, F]: row j = rows j .. j+W-1."""
-    feats = np.ascontiguousarray(features, dtype=np.float32)
-    p, a, f = feats.shape
-    s_t, s_a, s_f = feats.strides
-    return as_strided(
-        feats, shape=(p - window + 1, window, a, f), strides=(s_t, s_t, s_a, s_f), writeable=False
-    )
+def _parts(fills: Fills) -> tuple:
+    """``Fills`` as the tuple `kernels.close_bar` reads."""
+    return (fills.units, fills.fee, fills.spread, fills.slippage, fills.impact, fills.total,
+            fills.notional)  # fmt: skip
+
+
+class _Windows:
+    """Feature windows of one timeframe: [P, A, F] bars as contiguous [P, A*F] rows, so the
+    window ending at a bar is one block to copy (`kernels.gather_windows`)."""
+
+    def __init__(self, features: np.ndarray, window: int) -> None:
+        feats = np.ascontiguousarray(features, dtype=np.float32)
+        self.shape = (window, *feats.shape[1:])
+        self.rows = feats.reshape(len(feats), -1)
+        self.window = int(window)
+
+    def take(self, first: np.ndarray) -> np.ndarray:
+        """Fresh float32 [N, W, A, F]: env i's window starts at bar ``first[i]``."""
+        out = np.empty((len(first), self.window * self.rows.shape[1]), dtype=np.float32)
+        gather_windows(self.rows, np.ascontiguousarray(first, dtype=np.int64), self.window, out)
+        return out.reshape(len(first), *self.shape)
 
 
 class MarketSimulator:
@@ -131,13 +141,13 @@ class MarketSimulator:
         self.profile_names = self.desk.profile_names
         self.profile = self.desk.profile  # [N] profile index of each env
         self.observe_regime = bool(self.trading.regime.observe)
-        # Zero-copy [T-W+1, W, A, F] view: row j is the window ending at bar j + W - 1.
-        self._windows = _window_view(data.features, window)
+        # the window ending at bar t starts at bar t - (W - 1)
+        self._windows = _Windows(data.features, window)
         self._first_start = window - 1
-        # Per higher timeframe: (obs key, window view, view row per base bar). The data
+        # Per higher timeframe: (obs key, its windows, first window row per base bar). The data
         # guarantees index >= W - 1 (a full window of closed higher bars at every base bar).
         self._higher = [
-            (market_key(rule), _window_view(tf.features, tf.window), tf.index - (tf.window - 1))
+            (market_key(rule), _Windows(tf.features, tf.window), tf.index - (tf.window - 1))
             for rule, tf in data.timeframes.items()
         ]
         self.spec = spec
@@ -245,54 +255,35 @@ class MarketSimulator:
         weights = desk.decide(actions, t, pf)  # sized, behaviour-scaled, risk-limited targets
         fills = desk.execute(weights, t, pf, self._ruin_level)  # during bar t+1, with costs
         exits = desk.protect(t, pf)  # stops and targets hit during bar t+1
-        borrow = np.zeros(self.num_envs)
-        if self._borrow_per_bar > 0:  # shorts held through bar t+1 pay its borrow at the close
-            borrow = row_dot(np.minimum(pf.units, 0.0), mark_price)
-            borrow *= -self._borrow_per_bar
-            pf.charge(borrow)
-        equity = pf.mark(mark_price)
-
-        fee, spread, slippage, impact = fills.fee, fills.spread, fills.slippage, fills.impact
-        cost, traded = fills.total + borrow, fills.notional
-        stop_exits = self._no_exits
-        if exits is not None:
-            fee, spread = fee + exits.fee, spread + exits.spread
-            slippage, impact = slippage + exits.slippage, impact + exits.impact
-            cost = cost + exits.total
-            traded = traded + exits.notional
-            stop_exits = row_count(exits.units)
-        safe_equity = np.maximum(equity, self._ruin_level)
-        net_log_return = np.log(safe_equity / prev_equity)
-        turnover = traded / desk.equity_open
-        exposure = row_dot(np.abs(pf.units), mark_price)
-        exposure /= safe_equity
+        # the close of bar t+1: borrow, mark, the step's totals, episode stats (one kernel)
+        st = self.stats
+        closed = np.empty((14, self.num_envs))
+        held = np.empty(self.num_envs, dtype=bool)
+        stop_exits = np.empty(self.num_envs, dtype=np.int64)
+        close_bar(
+            pf.units, mark_price, pf.cash, pf.realised_pnl, pf.peak, self._borrow_per_bar,
+            self._ruin_level, prev_equity, desk.equity_open, desk.clipped, _parts(fills),
+            _NO_EXITS if exits is None else _parts(exits), exits is not None,
+            (st.ret_sum, st.ret_sq_sum, st.max_drawdown, st.turnover, st.costs),
+            (st.length, st.hold_bars, st.win_bars, st.trades, st.stop_exits, st.risk_clips),
+            pf.turnover, closed, held, stop_exits,
+        )  # fmt: skip
+        borrow, equity, drawdown, fee, spread, slippage, impact, cost = closed[:8]
+        turnover, exposure, net_ratio, gross_ratio, net_return, cost_fraction = closed[8:]
+        pf.equity, pf.drawdown = equity, drawdown
         regime = desk.regimes[t1]
         outcome = StepOutcome(
-            net_log_return=net_log_return,
-            gross_log_return=np.log((safe_equity + cost) / prev_equity),
-            net_return=equity / prev_equity - 1.0,
-            cost_fraction=cost / prev_equity,
+            net_log_return=np.log(net_ratio),
+            gross_log_return=np.log(gross_ratio),
+            net_return=net_return,
+            cost_fraction=cost_fraction,
             turnover=turnover,
             exposure=exposure,
-            drawdown=pf.drawdown,
+            drawdown=drawdown,
             prev_drawdown=prev_drawdown,
             regime=regime,
         )
-        held = exposure > 0  # a position after the bar, or one a stop closed during it
-        if exits is not None:
-            held |= stop_exits > 0
-        desk.after_bar(t1, pf.drawdown, outcome.net_return, held)
-        pf.turnover += turnover
-        self.stats.update(
-            outcome.net_return,
-            pf.drawdown,
-            turnover,
-            cost,
-            held,
-            row_count(fills.units) + stop_exits,
-            stop_exits,
-            desk.clipped,
-        )
+        desk.after_bar(t1, drawdown, net_return, held)
         self.step_count += 1
         self.t = t1
 
@@ -301,15 +292,15 @@ class MarketSimulator:
         truncated &= ~terminated
         info = self._step_info(
             {
-                "fee": _per_env(fee),
-                "spread": _per_env(spread),
-                "slippage": _per_env(slippage),
-                "impact": _per_env(impact),
+                "fee": fee,
+                "spread": spread,
+                "slippage": slippage,
+                "impact": impact,
                 "borrow": borrow,
                 "cost": cost,
                 "turnover": turnover,
                 "equity": equity.copy(),
-                "drawdown": pf.drawdown.copy(),
+                "drawdown": drawdown.copy(),
                 "regime": regime,
                 "stop_exits": stop_exits,
                 "risk_clipped": desk.clipped.copy(),
@@ -381,9 +372,9 @@ class MarketSimulator:
         pf = self.portfolio
         a = self.num_assets
         t = self.t[rows]
-        obs = {"market": self._windows[t - self._first_start]}
+        obs = {"market": self._windows.take(t - self._first_start)}
         for key, windows, start in self._higher:  # a few timeframes, not envs
-            obs[key] = windows[start[t]]
+            obs[key] = windows.take(start[t])
         equity = pf.equity[rows]
         portfolio = np.empty((len(equity), a + PORTFOLIO_EXTRA), dtype=np.float32)
         np.divide(pf.units[rows] * prices, equity[:, None], out=portfolio[:, :a])

@@ -1,0 +1,240 @@
+"""The simulator's per-step arithmetic compiled with numba: one pass over the batch per stage
+instead of a dozen NumPy passes, each a Python call.
+
+Every kernel does exactly the floating-point operations of the NumPy expressions it replaced,
+in the same order (sums over assets column by column, as `adan.market.batch.row_sum`; a
+boolean mask multiplies as 1.0 or 0.0, keeping the sign of zero), so the simulator's outputs
+are bit-identical to the NumPy simulator's (tests/market/test_simulator_golden.py). Logs stay
+in NumPy: its float64 log is not libm's on every CPU. Compiled on first use and cached on
+disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def fill_at_open(
+    weights: np.ndarray,
+    units: np.ndarray,
+    avg_price: np.ndarray,
+    cash: np.ndarray,
+    realised: np.ndarray,
+    open1: np.ndarray,
+    floor: float,
+    band: float,
+    clipped: np.ndarray,
+    fee_rate: float,
+    half_spread: float,
+    slippage_rate: float,
+    spread_rows: np.ndarray,
+    impact_rows: np.ndarray,
+    new_units: np.ndarray,
+    filled: np.ndarray,
+    fee: np.ndarray,
+    spread: np.ndarray,
+    slippage: np.ndarray,
+    impact: np.ndarray,
+    total: np.ndarray,
+    notional_sum: np.ndarray,
+    equity_open: np.ndarray,
+) -> None:
+    """Market orders to ``weights`` [N, A] filled in full at bar t+1's open ``open1``, with
+    their costs, booked into the portfolio (``avg_price``, ``cash``, ``realised`` in place;
+    the new positions into ``new_units``). The no-trade ``band`` keeps a held weight within
+    it (a ``clipped`` env always trades). ``spread_rows``/``impact_rows`` [N, A]: per-bar
+    rates read at the decision bar; empty for a fixed spread / no impact."""
+    n, a = weights.shape
+    estimated = spread_rows.shape[0] > 0
+    has_impact = impact_rows.shape[0] > 0
+    flat_rate = fee_rate + half_spread + slippage_rate
+    for i in range(n):
+        # equity at the open: cash + the book at the open, never below the ruin floor
+        value = units[i, 0] * open1[i, 0]
+        for j in range(1, a):
+            value += units[i, j] * open1[i, j]
+        eq = max(cash[i] + value, floor)
+        equity_open[i] = eq
+        per_env = 0.0
+        rows_total = 0.0
+        impact_total = 0.0
+        for j in range(a):
+            price = open1[i, j]
+            old = units[i, j]
+            desired = weights[i, j] * (eq / price)
+            order = desired - old
+            if band > 0:
+                held = old * price / eq
+                w = weights[i, j]
+                trade = abs(w - held) > band or (w == 0 and held != 0) or clipped[i]
+                order = order * (1.0 if trade else 0.0)
+            filled[i, j] = order
+            size = abs(order)
+            notional = size * price
+            per_env = notional if j == 0 else per_env + notional
+            fee[i, j] = notional * fee_rate
+            slippage[i, j] = notional * slippage_rate
+            if estimated:
+                spread[i, j] = notional * spread_rows[i, j]
+                cell = fee[i, j] + spread[i, j]
+                cell += slippage[i, j]
+                rows_total = cell if j == 0 else rows_total + cell
+            else:
+                spread[i, j] = notional * half_spread
+            if has_impact:
+                rate = impact_rows[i, j] * np.sqrt(size)
+                impact[i, j] = notional * min(rate, 1.0)
+                impact_total = impact[i, j] if j == 0 else impact_total + impact[i, j]
+            else:
+                impact[i, j] = 0.0
+        notional_sum[i] = per_env
+        cost = rows_total if estimated else per_env * flat_rate
+        if has_impact:
+            cost += impact_total
+        total[i] = cost
+        _rebalance_row(i, units, filled, open1, avg_price, cash, realised, cost, new_units)
+
+
+@njit(cache=True)
+def _rebalance_row(i, units, filled, prices, avg_price, cash, realised, cost, new_units):
+    """``Portfolio.rebalance`` of env i to ``units + filled`` at ``prices`` (average-cost
+    accounting; see there)."""
+    a = units.shape[1]
+    pnl = 0.0
+    spent = 0.0
+    for j in range(a):
+        old = units[i, j]
+        target = old + filled[i, j]
+        delta = target - old
+        price = prices[i, j]
+        closed = np.copysign(min(abs(delta), abs(old)), old) * (1.0 if old * delta < 0 else 0.0)
+        gain = closed * (price - avg_price[i, j])
+        pnl = gain if j == 0 else pnl + gain
+        avg = avg_price[i, j]
+        if old * delta > 0:
+            avg = (old * avg + delta * price) / target
+        if old * target <= 0 and target != 0:
+            avg = price
+        avg_price[i, j] = avg * (1.0 if target != 0 else 0.0)
+        spent = delta * price if j == 0 else spent + delta * price
+        new_units[i, j] = target
+    cash[i] -= spent
+    cash[i] -= cost
+    realised[i] += pnl
+    realised[i] -= cost
+
+
+@njit(cache=True)
+def close_bar(
+    units: np.ndarray,
+    mark: np.ndarray,
+    cash: np.ndarray,
+    realised: np.ndarray,
+    peak: np.ndarray,
+    borrow_per_bar: float,
+    ruin_level: float,
+    prev_equity: np.ndarray,
+    equity_open: np.ndarray,
+    clipped: np.ndarray,
+    fills: tuple,
+    exits: tuple,
+    has_exits: bool,
+    stats_float: tuple,
+    stats_int: tuple,
+    pf_turnover: np.ndarray,
+    out_float: np.ndarray,
+    held: np.ndarray,
+    stop_count: np.ndarray,
+) -> None:
+    """Bar t+1's close for every env after its fills (and stop exits): shorts pay the bar's
+    borrow, the book is marked at ``mark``, the step's costs and turnover are totalled, and
+    the episode statistics (`EpisodeStats`) take the step.
+
+    ``fills``/``exits``: (units, fee, spread, slippage, impact [N, A], total, notional [N]);
+    ``stats_float``: (ret_sum, ret_sq_sum, max_drawdown, turnover, costs);
+    ``stats_int``: (length, hold_bars, win_bars, trades, stop_exits, risk_clips).
+    ``out_float`` [13, N] rows: borrow, equity, drawdown, fee, spread, slippage, impact, cost,
+    turnover, exposure, safe equity / previous equity, (safe equity + cost) / previous
+    equity, net return; then cost / previous equity in row 13 (so [14, N])."""
+    n, a = units.shape
+    f_units, f_fee, f_spread, f_slip, f_impact, f_total, f_notional = fills
+    x_units, x_fee, x_spread, x_slip, x_impact, x_total, x_notional = exits
+    ret_sum, ret_sq_sum, max_dd, turnover_sum, costs_sum = stats_float
+    length, hold_bars, win_bars, trades, stop_sum, risk_clips = stats_int
+    for i in range(n):
+        borrow = 0.0
+        if borrow_per_bar > 0:  # shorts held through the bar pay its borrow at the close
+            short = min(units[i, 0], 0.0) * mark[i, 0]
+            for j in range(1, a):
+                short += min(units[i, j], 0.0) * mark[i, j]
+            borrow = short * -borrow_per_bar
+            cash[i] -= borrow
+            realised[i] -= borrow
+        value = units[i, 0] * mark[i, 0]
+        gross = abs(units[i, 0]) * mark[i, 0]
+        for j in range(1, a):
+            value += units[i, j] * mark[i, j]
+            gross += abs(units[i, j]) * mark[i, j]
+        equity = cash[i] + value
+        peak[i] = max(peak[i], equity)
+        drawdown = 1.0 - equity / peak[i]
+        fee = spread = slip = impact = 0.0
+        fills_n = 0
+        exits_n = 0
+        for j in range(a):
+            cf, cs, cl, ci = f_fee[i, j], f_spread[i, j], f_slip[i, j], f_impact[i, j]
+            if has_exits:
+                cf, cs = cf + x_fee[i, j], cs + x_spread[i, j]
+                cl, ci = cl + x_slip[i, j], ci + x_impact[i, j]
+                exits_n += x_units[i, j] != 0
+            fee = cf if j == 0 else fee + cf
+            spread = cs if j == 0 else spread + cs
+            slip = cl if j == 0 else slip + cl
+            impact = ci if j == 0 else impact + ci
+            fills_n += f_units[i, j] != 0
+        cost = f_total[i] + borrow
+        traded = f_notional[i]
+        if has_exits:
+            cost = cost + x_total[i]
+            traded = traded + x_notional[i]
+        safe = max(equity, ruin_level)
+        turnover = traded / equity_open[i]
+        exposure = gross / safe
+        net_return = equity / prev_equity[i] - 1.0
+        holding = exposure > 0 or exits_n > 0
+        row = out_float[:, i]
+        row[0], row[1], row[2], row[3], row[4] = borrow, equity, drawdown, fee, spread
+        row[5], row[6], row[7], row[8], row[9] = slip, impact, cost, turnover, exposure
+        row[10] = safe / prev_equity[i]
+        row[11] = (safe + cost) / prev_equity[i]
+        row[12], row[13] = net_return, cost / prev_equity[i]
+        held[i] = holding
+        stop_count[i] = exits_n
+        pf_turnover[i] += turnover
+        length[i] += 1
+        ret_sum[i] += net_return
+        ret_sq_sum[i] += net_return * net_return
+        max_dd[i] = max(max_dd[i], drawdown)
+        turnover_sum[i] += turnover
+        costs_sum[i] += cost
+        hold_bars[i] += holding
+        win_bars[i] += holding and net_return > 0
+        trades[i] += fills_n + exits_n
+        stop_sum[i] += exits_n
+        risk_clips[i] += clipped[i]
+
+
+@njit(cache=True)
+def gather_windows(rows: np.ndarray, first: np.ndarray, window: int, out: np.ndarray) -> None:
+    """``out[i]`` = rows ``first[i]`` .. ``first[i] + window - 1`` of ``rows`` [P, K] (a
+    window of bars is one contiguous block, so each env is one straight copy)."""
+    k = rows.shape[1]
+    flat = rows.reshape(-1)
+    size = window * k
+    for i in range(first.shape[0]):
+        start = first[i] * k
+        dest = out[i]
+        for m in range(size):
+            dest[m] = flat[start + m]

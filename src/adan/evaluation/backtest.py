@@ -8,7 +8,7 @@ from the observation (and the bar index) to actions, stepped through the same
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -51,6 +51,15 @@ def run_backtest(
     seed each). The trading config's ruin threshold does not apply: a backtest scores every
     strategy over the same whole period, however badly it does.
     """
+    record, ended = _simulate(actor, spec, num_runs, seed, name)
+    return _first_steps(record, int(ended.max()))
+
+
+def _simulate(
+    actor: Actor, spec: MarketSpec, num_runs: int, seed: int, name: str
+) -> tuple[BacktestRecord, np.ndarray]:
+    """The whole period's record (a run that ended keeps its last values) and the step each
+    run ended at [num_runs]; stops early once every run has ended."""
     data, window = spec.data, spec.window
     length = len(data) - window - 1
     if length < 1:
@@ -66,7 +75,7 @@ def run_backtest(
     turnover = np.zeros((length, num_runs))
     equity[0] = trading.initial_cash
     alive = np.ones(num_runs, dtype=bool)
-    steps = length
+    ended = np.full(num_runs, length)
     for k in range(length):
         obs, _, terminated, truncated, info = sim.step(actor(obs, sim.t.copy()))
         eq = np.where(alive, info["equity"], equity[k])
@@ -76,23 +85,85 @@ def run_backtest(
         weights[k + 1] = np.where(alive[:, None], held, weights[k])
         costs[k] = np.where(alive, info["cost"], 0.0)
         turnover[k] = np.where(alive, info["turnover"], 0.0)
-        alive &= ~(terminated | truncated)
+        done = alive & (terminated | truncated)
+        ended[done] = k + 1
+        alive &= ~done
         if not alive.any():
-            steps = k + 1
             break
-    rows = slice(start, start + steps + 1)
-    return BacktestRecord(
+    rows = slice(start, start + length + 1)
+    record = BacktestRecord(
         name=name,
         timestamps=data.timestamps[rows],
-        equity=equity[: steps + 1],
-        weights=weights[: steps + 1],
-        costs=costs[:steps],
-        turnover=turnover[:steps],
+        equity=equity,
+        weights=weights,
+        costs=costs,
+        turnover=turnover,
         close=data.close[rows],
         assets=tuple(data.assets),
         regimes=None if data.regimes is None else data.regimes[rows],
         initial_cash=trading.initial_cash,
     )
+    return record, ended
+
+
+def _first_steps(
+    record: BacktestRecord, steps: int, runs: slice = slice(None), name: str | None = None
+) -> BacktestRecord:
+    """``record`` cut to its first ``steps`` steps and the runs ``runs``."""
+    bars = slice(0, steps + 1)
+    return replace(
+        record,
+        name=record.name if name is None else name,
+        timestamps=record.timestamps[bars],
+        equity=record.equity[bars, runs].copy(),
+        weights=record.weights[bars, runs].copy(),
+        costs=record.costs[:steps, runs].copy(),
+        turnover=record.turnover[:steps, runs].copy(),
+        close=record.close[bars],
+        regimes=None if record.regimes is None else record.regimes[bars],
+    )
+
+
+class _Stacked:
+    """Several actors as one: rows ``[start, stop)`` of the batch are one actor's runs, and it
+    sees only those rows (so a policy's forward pass has its own batch size, as alone)."""
+
+    def __init__(self, actors: Mapping[str, tuple[Actor, int]]) -> None:
+        self.parts: list[tuple[Actor, slice]] = []
+        start = 0
+        for actor, runs in actors.values():
+            self.parts.append((actor, slice(start, start + runs)))
+            start += runs
+        self.runs = start
+
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+        out = [actor({k: v[rows] for k, v in obs.items()}, t[rows]) for actor, rows in self.parts]
+        return np.concatenate([np.asarray(a, dtype=np.float32) for a in out])
+
+
+def run_backtests(
+    actors: Mapping[str, tuple[Actor, int]], spec: MarketSpec, seed: int = 0
+) -> dict[str, BacktestRecord]:
+    """``run_backtest`` of every ``name: (actor, runs)`` over the same ``spec``, stepped as one
+    batch of the simulator: one pass over the bars instead of one per strategy. Each record is
+    the one ``run_backtest`` gives alone, bit for bit: accounts never interact, every run
+    starts at the same bar, and each actor sees only its own runs.
+
+    Needs a single trading profile (``trading.only(name)``): with several, the simulator deals
+    the profiles out over the whole batch, so a strategy's runs would change profile.
+    """
+    profiles = [n for n, _ in spec.trading.profile_configs()]
+    if len(actors) > 1 and len(profiles) > 1:
+        raise ValueError(
+            f"run_backtests steps strategies as one batch of a single profile; the trading "
+            f"config has {profiles}: pass trading.only(<profile>)"
+        )
+    stacked = _Stacked(actors)
+    record, ended = _simulate(stacked, spec, stacked.runs, seed, "batch")
+    return {
+        name: _first_steps(record, int(ended[rows].max()), rows, name)
+        for name, (_, rows) in zip(actors, stacked.parts, strict=True)
+    }
 
 
 def record_performance(record: BacktestRecord, bars_per_year: float, run: int = 0) -> dict:

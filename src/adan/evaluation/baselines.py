@@ -17,7 +17,8 @@
   its mean so far (both from closes up to t): it steps down in turbulent stretches and
   holds fully in calm ones, without leverage (the agent's own cap).
 
-All but buy-and-hold are actors stepped through the agent's simulator (``run_backtest``).
+All but buy-and-hold are actors stepped through the agent's simulator; those that follow the
+same trading rules step as one batch (``run_strategies``), with the records they get alone.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from adan.data.bars import MarketData
-from adan.evaluation.backtest import run_backtest
+from adan.evaluation.backtest import Actor, run_backtests
 from adan.evaluation.records import BacktestRecord
 from adan.market.config import TradingConfig
 from adan.market.sizing import num_discrete_actions
@@ -197,17 +198,78 @@ def rule_trading(trading: TradingConfig) -> TradingConfig:
 
 def choose_momentum_lookback(spec: MarketSpec, candidates: tuple[int, ...] | list[int]) -> int:
     """The lookback of ``candidates`` whose momentum rule has the best Sharpe ratio over
-    ``spec`` (the validation split: the test bars never choose it)."""
+    ``spec`` (the validation split: the test bars never choose it); every candidate in one
+    batch of the simulator."""
     from adan.evaluation.backtest import record_performance
 
     cfg = replace(spec, trading=rule_trading(spec.trading))
+    actors = {
+        str(k): (MomentumActor(spec.data.close, int(k), spec.trading.allow_short), 1)
+        for k in dict.fromkeys(int(k) for k in candidates)
+    }
+    records = run_backtests(actors, cfg)
     best, best_sharpe = int(candidates[0]), -np.inf
     for k in candidates:
-        actor = MomentumActor(spec.data.close, int(k), spec.trading.allow_short)
-        sharpe = record_performance(run_backtest(actor, cfg), spec.bars_per_year)["sharpe"]
+        sharpe = record_performance(records[str(int(k))], spec.bars_per_year)["sharpe"]
         if np.isfinite(sharpe) and sharpe > best_sharpe:
             best, best_sharpe = int(k), float(sharpe)
     return best
+
+
+Strategy = tuple[Actor, int, TradingConfig]  # (actor, runs, the trading rules it follows)
+
+
+def baseline_actors(
+    names: tuple[str, ...] | list[str],
+    spec: MarketSpec,
+    random_runs: int = 5,
+    seed: int = 0,
+    ma_fast: int = 24,
+    ma_slow: int = 96,
+    momentum_lookback: int = 24,
+) -> dict[str, Strategy]:
+    """The named baselines that trade through the simulator (all but buy-and-hold)."""
+    data, trading = spec.data, spec.trading
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
+    weights_cfg = rule_trading(trading)  # the random policy keeps the agent's own rules
+    out: dict[str, Strategy] = {}
+    for name in names:
+        if name == "buy_and_hold":
+            continue
+        if name == "flat":
+            out[name] = (FlatActor(), 1, weights_cfg)
+        elif name == "random":
+            actor = RandomActor(trading, data.num_assets, random_runs, seed)
+            out[name] = (actor, random_runs, trading)
+        elif name == "vol_target":
+            out[name] = (VolTargetActor(data.close), 1, weights_cfg)
+        elif name == "momentum":
+            actor = MomentumActor(data.close, momentum_lookback, trading.allow_short)
+            out[name] = (actor, 1, weights_cfg)
+        else:
+            short = name == "ma_long_short" and trading.allow_short
+            out[name] = (MACrossoverActor(data.close, ma_fast, ma_slow, short), 1, weights_cfg)
+    return out
+
+
+def run_strategies(
+    strategies: dict[str, Strategy], spec: MarketSpec, seed: int = 0
+) -> dict[str, BacktestRecord]:
+    """Backtests of ``strategies`` over ``spec``'s data: those that follow the same trading
+    rules step as one batch (``run_backtests``), the same records as one at a time."""
+    groups: list[tuple[TradingConfig, dict]] = []
+    for name, (actor, runs, cfg) in strategies.items():
+        group = next((g for c, g in groups if c == cfg), None)
+        if group is None:
+            group = {}
+            groups.append((cfg, group))
+        group[name] = (actor, runs)
+    out: dict[str, BacktestRecord] = {}
+    for cfg, group in groups:
+        out.update(run_backtests(group, replace(spec, trading=cfg), seed=seed))
+    return {name: out[name] for name in strategies}
 
 
 def run_baselines(
@@ -220,30 +282,6 @@ def run_baselines(
     momentum_lookback: int = 24,
 ) -> dict[str, BacktestRecord]:
     """Records of the named baselines over ``spec``'s data (see the module docstring)."""
-    data, trading = spec.data, spec.trading
-    unknown = sorted(set(names) - set(BASELINES))
-    if unknown:
-        raise ValueError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
-    weights_cfg = rule_trading(trading)  # the random policy keeps the agent's own rules
-    out: dict[str, BacktestRecord] = {}
-    for name in names:
-        if name == "buy_and_hold":
-            out[name] = buy_and_hold(spec)
-            continue
-        if name == "flat":
-            actor, cfg, runs = FlatActor(), weights_cfg, 1
-        elif name == "random":
-            actor, cfg = RandomActor(trading, data.num_assets, random_runs, seed), trading
-            runs = random_runs
-        elif name == "vol_target":
-            actor, cfg, runs = VolTargetActor(data.close), weights_cfg, 1
-        elif name == "momentum":
-            actor = MomentumActor(data.close, momentum_lookback, trading.allow_short)
-            cfg, runs = weights_cfg, 1
-        else:
-            short = name == "ma_long_short" and trading.allow_short
-            actor, cfg, runs = MACrossoverActor(data.close, ma_fast, ma_slow, short), weights_cfg, 1
-        out[name] = run_backtest(
-            actor, replace(spec, trading=cfg), num_runs=runs, seed=seed, name=name
-        )
-    return out
+    actors = baseline_actors(names, spec, random_runs, seed, ma_fast, ma_slow, momentum_lookback)
+    records = run_strategies(actors, spec, seed)
+    return {name: buy_and_hold(spec) if name == "buy_and_hold" else records[name] for name in names}

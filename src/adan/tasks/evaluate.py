@@ -20,8 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 from adan.checkpoint_format import CONFIG_KEY, DATA_KEY
 from adan.data.bars import MarketData
 from adan.errors import CheckpointError
-from adan.evaluation.backtest import PolicyActor, record_performance, run_backtest
-from adan.evaluation.baselines import LABELS, choose_momentum_lookback, run_baselines
+from adan.evaluation.backtest import PolicyActor, record_performance, run_backtests
+from adan.evaluation.baselines import (
+    LABELS,
+    baseline_actors,
+    buy_and_hold,
+    choose_momentum_lookback,
+    run_strategies,
+)
 from adan.evaluation.checkpoint import (
     gym_task,
     load_checkpoint,
@@ -85,9 +91,10 @@ def evaluate_split(
     ``meta["versus_best_rule"]`` is the agent's Sharpe minus the best simple rule's, with its
     paired bootstrap interval over the same bars."""
     data, trading, bars_per_year = spec.data, spec.trading, spec.bars_per_year
-    records = {"agent": run_backtest(actor, spec)}
-    records.update(
-        run_baselines(
+    # the agent and every baseline that trades by the same rules: one batch of the simulator
+    strategies = {"agent": (actor, 1, trading)}
+    strategies.update(
+        baseline_actors(
             list(baselines),
             spec,
             random_runs=random_runs,
@@ -97,6 +104,10 @@ def evaluate_split(
             momentum_lookback=momentum_lookback,
         )
     )
+    records = run_strategies(strategies, spec, seed=seed)
+    if "buy_and_hold" in baselines:
+        records["buy_and_hold"] = buy_and_hold(spec)
+    records = {name: records[name] for name in ("agent", *baselines)}
     metrics, spread, ci, blocks = score(records, bars_per_year, n_boot, seed)
     versus = _versus_best_rule(records, metrics, blocks, bars_per_year, n_boot, seed)
     agent = records["agent"]
@@ -297,9 +308,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         member_weights = None
         if cfg.ensemble.combine == "weighted":
             val = replace(spec, data=market["val"])
+            members = {str(i): (PolicyActor(p), 1) for i, p in enumerate(policies)}
+            records = run_backtests(members, val)  # every member in one batch
             scores = [
-                record_performance(run_backtest(PolicyActor(p), val), val.bars_per_year)["sharpe"]
-                for p in policies
+                record_performance(records[str(i)], val.bars_per_year)["sharpe"]
+                for i in range(len(policies))
             ]
             member_weights = weights_from_scores(scores).tolist()
             log.info("ensemble weights from validation Sharpe %s: %s", scores, member_weights)

@@ -17,16 +17,13 @@ from adan.rewards.base import RewardFunction
 
 
 def _scalars(info: dict[str, Any]) -> dict[str, Any]:
-    """Env 0 of a vector-format info, as plain Python scalars (masks dropped)."""
+    """Env 0 of a vector-format info, as plain Python scalars (masks dropped): per env [N] -> a
+    scalar, per env and asset [N, A] -> a list over assets (``row.tolist()`` gives either)."""
     out: dict[str, Any] = {}
     for key, value in info.items():
-        if key.startswith("_"):
+        if key[0] == "_":
             continue
-        if isinstance(value, dict):
-            out[key] = _scalars(value)
-        else:  # per env [N] -> a scalar; per env and asset [N, A] -> a list over assets
-            row = value[0]
-            out[key] = row.tolist() if np.ndim(row) else row.item()
+        out[key] = _scalars(value) if type(value) is dict else value[0].tolist()
     return out
 
 

@@ -257,7 +257,7 @@ class MarketSimulator:
         exits = desk.protect(t, pf)  # stops and targets hit during bar t+1
         # the close of bar t+1: borrow, mark, the step's totals, episode stats (one kernel)
         st = self.stats
-        closed = np.empty((14, self.num_envs))
+        closed = np.empty((self.num_envs, 14))  # per env: the kernel's one output record
         held = np.empty(self.num_envs, dtype=bool)
         stop_exits = np.empty(self.num_envs, dtype=np.int64)
         close_bar(
@@ -268,9 +268,9 @@ class MarketSimulator:
             (st.length, st.hold_bars, st.win_bars, st.trades, st.stop_exits, st.risk_clips),
             pf.turnover, closed, held, stop_exits,
         )  # fmt: skip
-        borrow, equity, drawdown, fee, spread, slippage, impact, cost = closed[:8]
-        turnover, exposure, net_ratio, gross_ratio, net_return, cost_fraction = closed[8:]
-        pf.equity, pf.drawdown = equity, drawdown
+        borrow, equity, drawdown, fee, spread, slippage, impact, cost = closed.T[:8]
+        turnover, exposure, net_ratio, gross_ratio, net_return, cost_fraction = closed.T[8:]
+        pf.equity, pf.drawdown = equity.copy(), drawdown.copy()  # the book's own, contiguous
         regime = desk.regimes[t1]
         outcome = StepOutcome(
             net_log_return=np.log(net_ratio),
@@ -279,11 +279,11 @@ class MarketSimulator:
             cost_fraction=cost_fraction,
             turnover=turnover,
             exposure=exposure,
-            drawdown=drawdown,
+            drawdown=pf.drawdown,
             prev_drawdown=prev_drawdown,
             regime=regime,
         )
-        desk.after_bar(t1, drawdown, net_return, held)
+        desk.after_bar(t1, pf.drawdown, net_return, held)
         self.step_count += 1
         self.t = t1
 
@@ -299,8 +299,8 @@ class MarketSimulator:
                 "borrow": borrow,
                 "cost": cost,
                 "turnover": turnover,
-                "equity": equity.copy(),
-                "drawdown": drawdown.copy(),
+                "equity": equity,
+                "drawdown": drawdown,
                 "regime": regime,
                 "stop_exits": stop_exits,
                 "risk_clipped": desk.clipped.copy(),

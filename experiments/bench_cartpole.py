@@ -1,16 +1,20 @@
 """Time for the same PPO to solve CartPole-v1 (experiment=cartpole), beside Stable-Baselines3.
 
-Stop rule for both: every 1024 env steps the deterministic policy plays 30 episodes; training
+Stop rule for both: every 3072 env steps the deterministic policy plays 30 episodes; training
 stops when their mean return exceeds 495, or at 100k env steps. Then 30 episodes on fresh
 seeds give the "test" score; solved means test >= 475 within 100k steps. Both use rl-zoo's
 CartPole hyperparameters (8 envs x 32 steps, 20 epochs, lr 1e-3 and clip 0.2 annealed,
-γ 0.98, λ 0.8) and one torch thread.
+γ 0.98, λ 0.8) and one thread (OMP/MKL/OpenBLAS and torch).
 
-ADAN runs the real entry point (`python train.py experiment=cartpole seed=S`) in a
-subprocess; SB3 runs experiments/sb3_cartpole.py when stable_baselines3 is importable (see
-that file; it is not an ADAN dependency).
+Both sides are timed the same way: the whole process, start to exit
+(`python train.py experiment=cartpole seed=S` and `python experiments/sb3_cartpole.py --seed S`,
+stable-baselines3 from the bench extra), one seed's ADAN and SB3 runs back to back, the first
+of the pair alternating between seeds, and the 1-minute load average read before each. The
+in-loop times beside them: ADAN's summary.json (rollout+update, validation, and the fit
+including them and its checkpoints) and SB3's own (rollout+update, evaluation, and ``learn()``
+including both).
 
-    python experiments/bench_cartpole.py [--seeds 0 1 2] [--sb3-path /tmp/sb3] [--no-stop]
+    python experiments/bench_cartpole.py [--seeds 0 1 2] [--no-stop]
 
 With --no-stop both train the whole 100k budget (results/bench_cartpole_100k.md).
 
@@ -32,6 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # 100k env steps, as each library rounds it up to whole rollouts (8 envs x 32 steps)
 BUDGET = 100_000 + 256
+ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def _timed(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
+    """(process, wall seconds start to exit, 1-minute load average before it)."""
+    load = os.getloadavg()[0]
+    env = {**os.environ, **ONE_THREAD}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return proc, wall, load
 
 
 def run_adan(seed: int, out: Path, no_stop: bool = False) -> dict:
@@ -44,81 +61,86 @@ def run_adan(seed: int, out: Path, no_stop: bool = False) -> dict:
         "~callbacks.progress_bar",
         *(["~callbacks.early_stopping"] if no_stop else []),
     ]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
+    _, wall, load = _timed(cmd)
     s = json.loads((out / "summary.json").read_text())
     return {
-        "seed": seed,
         "steps": s["env_steps"],
-        "train": s["iteration_seconds"],
-        "fit": s["train_seconds"],
         "wall": wall,
+        "load": load,
+        "fit": s["train_seconds"],
+        "train": s["iteration_seconds"],
+        "eval": s["validation_seconds"],
         "test": s["test"]["agent"]["mean_return"],
     }
 
 
-def run_sb3(seed: int, sb3_path: str, no_stop: bool = False) -> dict | None:
-    env = {**os.environ, "PYTHONPATH": sb3_path}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "sb3_cartpole.py"), "--seed", str(seed)]
-        + (["--no-stop"] if no_stop else []),
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if proc.returncode != 0:
-        print(
-            f"SB3 not run (seed {seed}): {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr
-        )
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def run_sb3(seed: int, no_stop: bool = False) -> dict:
+    cmd = [sys.executable, str(ROOT / "experiments" / "sb3_cartpole.py"), "--seed", str(seed)]
+    proc, wall, load = _timed(cmd + (["--no-stop"] if no_stop else []))
+    s = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "steps": s["steps"],
+        "wall": wall,
+        "load": load,
+        "fit": s["learn"],
+        "train": s["train"],
+        "eval": s["eval"],
+        "test": s["test"],
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--sb3-path", default="/tmp/sb3", help="where stable_baselines3 is installed")
     ap.add_argument("--no-stop", action="store_true", help="no stop rule: time the 100k budget")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            adan = run_adan(seed, Path(tmp) / f"seed{seed}", args.no_stop)
-            sb3 = run_sb3(seed, args.sb3_path, args.no_stop)
-            rows.append((adan, sb3))
-            print(adan, sb3, flush=True)
-
-    def fmt(r: dict | None, key: str, f: str) -> str:
-        return "n/a" if r is None else format(r[key], f)
+        for i, seed in enumerate(args.seeds):
+            row = {}
+            for side in ("ADAN", "SB3") if i % 2 == 0 else ("SB3", "ADAN"):
+                if side == "ADAN":
+                    row[side] = run_adan(seed, Path(tmp) / f"seed{seed}", args.no_stop)
+                else:
+                    row[side] = run_sb3(seed, args.no_stop)
+                print(seed, side, row[side], flush=True)
+            rows.append((seed, row))
 
     lines = [
-        "| seed | ADAN steps | ADAN s (rollout+update) | ADAN s (fit incl. validation) | ADAN process s "
-        "| ADAN test | SB3 steps | SB3 s (excl. evaluation) | SB3 test |",
+        "| seed | side | env steps | process s | fit / learn() s | rollout+update s "
+        "| validation s | test | load before |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for a, b in rows:
-        lines.append(
-            f"| {a['seed']} | {a['steps']:,} | {a['train']:.1f} | {a['fit']:.1f} | {a['wall']:.1f} "
-            f"| {a['test']:.1f} | {fmt(b, 'steps', ',')} | {fmt(b, 'train', '.1f')} | {fmt(b, 'test', '.1f')} |"
-        )
-    solved = sum(a["test"] >= 475 and a["steps"] <= BUDGET for a, _ in rows)
+    for seed, row in rows:
+        for side in ("ADAN", "SB3"):
+            r = row[side]
+            lines.append(
+                f"| {seed} | {side} | {r['steps']:,} | {r['wall']:.2f} | {r['fit']:.2f} "
+                f"| {r['train']:.2f} | {r['eval']:.2f} | {r['test']:.1f} | {r['load']:.2f} |"
+            )
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(row[side][key] for _, row in rows)
+
+    def solved(side: str) -> int:
+        return sum(row[side]["test"] >= 475 and row[side]["steps"] <= BUDGET for _, row in rows)
+
+    ratio = median("ADAN", "wall") / median("SB3", "wall")
     lines += [
         "",
-        f"ADAN solved (test >= 475 within 100k steps): {solved} of {len(rows)} seeds; "
-        f"median rollout+update time {statistics.median(a['train'] for a, _ in rows):.1f} s.",
+        f"Solved (test >= 475 within 100k steps): ADAN {solved('ADAN')} of {len(rows)} seeds, "
+        f"SB3 {solved('SB3')} of {len(rows)}.",
+        f"Median process time: ADAN {median('ADAN', 'wall'):.2f} s, SB3 "
+        f"{median('SB3', 'wall'):.2f} s (ADAN / SB3 = {ratio:.2f}); median rollout+update: "
+        f"ADAN {median('ADAN', 'train'):.2f} s, SB3 {median('SB3', 'train'):.2f} s.",
+        "",
+        "process s: the whole process, start to exit (imports, set-up, training, validation, "
+        "the closing test, exit). fit / learn() s: ADAN's `trainer.fit` (rollouts, updates, "
+        "validation, checkpoints), SB3's `learn()` (rollouts, updates, evaluation). "
+        "rollout+update s: ADAN's `iteration_seconds`; SB3's `learn()` less its "
+        "evaluations. validation s: the evaluator's time (ADAN's `validation_seconds`; "
+        "SB3's evaluations).",
     ]
-    sb3 = [b for _, b in rows if b is not None]
-    if sb3:
-        sb3_solved = sum(b["test"] >= 475 and b["steps"] <= BUDGET for b in sb3)
-        ratio = statistics.median(b["train"] for b in sb3) / statistics.median(
-            a["train"] for a, _ in rows
-        )
-        lines.append(
-            f"SB3 solved {sb3_solved} of {len(sb3)}; median SB3 time / median ADAN time = {ratio:.2f}."
-        )
     table = "\n".join(lines)
     print(table)
     name = "bench_cartpole_100k.md" if args.no_stop else "bench_cartpole.md"

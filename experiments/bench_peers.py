@@ -19,7 +19,7 @@ Workloads (each side timed the same way; what each includes is in the table):
   MLP 64-64 tanh actor and critic; SB3's ``learn()`` against ADAN's rollout+update time
   (``summary.json`` ``iteration_seconds``) for the same env steps. Neither side evaluates.
 - CartPole-v1 to the stop rule (mean deterministic return > 495 over 30 episodes, checked
-  every 1024 env steps): the whole process, start to exit, for both
+  every 3072 env steps): the whole process, start to exit, for both
   (`python train.py experiment=cartpole` and `python experiments/sb3_cartpole.py`).
 
     make bench-peers                             # installs the bench extra, then this

@@ -1,12 +1,13 @@
 """Stable-Baselines3 PPO on CartPole-v1 with rl-zoo's hyperparameters, for comparison.
 
 Same stop rule as `experiment=cartpole`'s early stopping, checked on the same schedule (every
-1024 env steps): the deterministic policy's mean return over 30 episodes > 495. Prints one JSON
-line: env steps and training seconds to the stop (evaluation time excluded), the fresh-seed
-test mean. SB3 is not an ADAN dependency; install it beside the venv without touching torch:
+3072 env steps: `trainer.check_val_every_n_epoch=12` iterations of 8 envs x 32 steps): the
+deterministic policy's mean return over 30 episodes > 495. Prints one JSON line: env steps;
+the seconds of ``learn()`` (``learn``), of the evaluations inside it (``eval``) and of the rest
+(``train``: rollouts and updates); the fresh-seed test mean. SB3 is not an ADAN dependency:
+``pip install -e '.[bench]'`` installs it (or ``pip install --no-deps stable-baselines3``).
 
-    pip install --no-deps --target /tmp/sb3 stable-baselines3
-    PYTHONPATH=/tmp/sb3 .venv/bin/python experiments/sb3_cartpole.py --seed 0
+    .venv/bin/python experiments/sb3_cartpole.py --seed 0
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-stop", action="store_true", help="train the whole 100k budget")
+    ap.add_argument("--eval-every", type=int, default=3072, help="env steps between evaluations")
     args = ap.parse_args()
     torch.set_num_threads(1)
     env = make_vec_env("CartPole-v1", n_envs=8, seed=args.seed)
@@ -65,7 +67,7 @@ def main() -> None:
             self.eval_seconds, self.solved = 0.0, False
 
         def _on_rollout_end(self) -> None:
-            if not args.no_stop and self.num_timesteps % 1024 == 0:
+            if not args.no_stop and self.num_timesteps % args.eval_every == 0:
                 t = time.perf_counter()
                 self.solved = evaluate(self.model, 30, 10_000) > 495
                 self.eval_seconds += time.perf_counter() - t
@@ -76,13 +78,15 @@ def main() -> None:
     cb = StopWhenSolved()
     t0 = time.perf_counter()
     model.learn(100_000, callback=cb)
-    seconds = time.perf_counter() - t0 - cb.eval_seconds
+    learn = time.perf_counter() - t0
     print(
         json.dumps(
             {
                 "seed": args.seed,
                 "steps": model.num_timesteps,
-                "train": seconds,
+                "learn": learn,
+                "eval": cb.eval_seconds,
+                "train": learn - cb.eval_seconds,
                 "test": evaluate(model, 30, 20_000),
             }
         )

@@ -92,3 +92,28 @@ def test_compiled_policy_matches_eager():
     compiled.load_state_dict(eager.state_dict())
     x = torch.randn(3, 4)
     torch.testing.assert_close(eager.value(x), compiled.value(x))
+
+
+@pytest.mark.parametrize(
+    "action_space",
+    [
+        gym.spaces.Box(-1, 1, (2,), np.float32),
+        gym.spaces.Discrete(3),
+        gym.spaces.MultiDiscrete([3, 2]),
+    ],
+)
+def test_act_is_the_deterministic_action_of_forward(action_space):
+    """Evaluation's actor-only path picks what forward(deterministic=True) picks."""
+    torch.manual_seed(0)
+    mlp = partial(MLPExtractor, hidden_sizes=[8])
+    space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    policy = ActorCritic(space, action_space, mlp, share_extractor=False, pi_hidden=[8])
+    for layer in policy.modules():  # wider logits than ortho_init's 0.01 gain: distinct modes
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.normal_(layer.weight)
+    x = torch.randn(64, 4)
+    with torch.no_grad():
+        expected, _, _ = policy(x, deterministic=True)
+        action = policy.act(x)
+    assert action.shape == expected.shape and action.dtype == expected.dtype
+    torch.testing.assert_close(action, expected, rtol=0, atol=0)

@@ -49,8 +49,7 @@ class GymEvaluator:
         running = np.ones(self.n_episodes, dtype=bool)
         while running.any():
             x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            action, _, _ = policy(x, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(policy.to_env_action(action))
+            obs, reward, terminated, truncated, _ = env.step(policy.to_env_action(policy.act(x)))
             returns += np.where(running, reward, 0.0)
             running &= ~(terminated | truncated)
         env.close()

@@ -152,6 +152,20 @@ class ActorCritic(nn.Module):
         logp, _ = self._log_prob_entropy(dists, flat)
         return self._reshape_action(flat), logp, value
 
+    def act(self, obs) -> torch.Tensor:  # noqa: ANN001
+        """The deterministic action, as ``forward(obs, deterministic=True)[0]`` (the mean, or
+        the most likely choice), from the actor alone: no critic, no distributions. Evaluation
+        calls it at every step of its episodes, where the rest of ``forward`` would cost more
+        than this."""
+        pi = self.pi_body(self.pi_extractor(obs))
+        if self.kind == "gaussian":
+            return self._reshape_action(self.mean_head(pi).float())
+        logits = self.logits_head(pi)
+        if self.kind == "categorical":
+            return logits.argmax(-1)
+        picks = [lg.argmax(-1) for lg in torch.split(logits, self.nvec, dim=-1)]
+        return self._reshape_action(torch.stack(picks, dim=-1))
+
     def evaluate_actions(self, obs, action: torch.Tensor):  # noqa: ANN001
         """(log_prob, entropy, value) of given actions, for the PPO loss."""
         head, value = self._features(obs)

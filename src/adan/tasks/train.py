@@ -14,9 +14,7 @@ from adan.config.deprecations import migrate
 from adan.tasks.fit import fit
 from adan.tasks.preflight import check_resumable, check_run_settings
 from adan.tasks.registry import validate_config
-from adan.tasks.seeds import train_seeds
 from adan.tasks.sweep import requeued_trial, write_trial_file
-from adan.tasks.walk_forward import walk_forward
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -29,10 +27,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_run_settings(cfg)
     write_trial_file(cfg, Path(cfg.paths.output_dir))  # a sweep trial: which study and trial
     requeued_trial(cfg)  # a sweep trial started again (SLURM requeue) resumes its last.ckpt
+    # seeds and walk_forward are imported where used: they load the evaluation report and
+    # backtests (matplotlib among them), which a single fit does not need
     if cfg.get("seeds"):  # one run per seed, each checked and resumed on its own
+        from adan.tasks.seeds import train_seeds
+
         return train_seeds(cfg)
     if cfg.get("ckpt_path"):
         cfg.ckpt_path = str(check_resumable(cfg))
     if cfg.get("walk_forward"):
+        from adan.tasks.walk_forward import walk_forward
+
         return walk_forward(cfg)
     return fit(cfg)[0]

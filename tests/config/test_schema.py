@@ -55,9 +55,10 @@ def test_cartpole_drops_the_market_groups():
     assert cfg.model.extractor._target_ == "adan.models.MLPExtractor"
 
 
-def test_gpu_trainer_defaults_to_bf16():
+def test_gpu_trainer_defaults_to_bf16_and_cpu_to_auto():
     assert composed("trainer=gpu").trainer.precision == "bf16-mixed"
-    assert composed().trainer.precision == 32
+    assert composed().trainer.precision == "auto"  # bf16-mixed where the CPU has bf16 units
+    assert composed("trainer=ddp").trainer.precision == "auto"
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,7 @@ class PPO(pl.LightningModule):
         self._buffer: RolloutBuffer | None = None
         self._reward_sums: dict[str, tuple[float, int]] = {}
         self.iteration_seconds = 0.0  # time in rollouts and updates (this process)
+        self.validation_seconds = 0.0  # time in the evaluator (this process)
         self._shuffle = torch.Generator().manual_seed(seed)
         self.uniform_entropy = uniform_entropy(env.single_action_space)
         self.entropy_target: float | None = None  # nats; None: no floor
@@ -417,7 +418,11 @@ class PPO(pl.LightningModule):
 
     # ---------------------------------------------------------------- validation
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        values = {f"val/{k}": float(v) for k, v in self.evaluator(self.policy).items()}
+        t0 = time.perf_counter()
+        # in fp32 whatever trainer.precision: val/* then equal eval.py's scores of the weights
+        with torch.autocast(self.device.type, enabled=False):
+            values = {f"val/{k}": float(v) for k, v in self.evaluator(self.policy).items()}
+        self.validation_seconds += time.perf_counter() - t0
         # Lightning's store feeds the monitoring callbacks (checkpoint, early stopping); the
         # loggers get the values at the env step, on the same x-axis as ``train/*``.
         self.log_dict(values, batch_size=1, logger=False)

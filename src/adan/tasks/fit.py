@@ -15,13 +15,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from adan.callbacks import GracefulShutdown, RunCheckpoint
 from adan.callbacks.run_spec import RunSpec
 from adan.checkpoint_format import data_contract
 from adan.config.deprecations import migrate
+from adan.config.precision import resolve_precision
 from adan.errors import DiskFullError, DivergenceError
 from adan.evaluation.checkpoint import SafeCheckpointIO
 from adan.evaluation.gym_eval import GymEvaluator
@@ -35,6 +36,8 @@ from adan.tasks.sweep import pruned_summary, pruning_callback
 log = logging.getLogger(__name__)
 # pytorch-lightning 2.6 on torch 2.13 warns about its own use of a deprecated pytree API
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# the model summary sizes parameters in fp32 under bf16 autocast: they are fp32
+warnings.filterwarnings("ignore", message=r"Precision bf16-mixed is not supported by the model")
 
 
 def build_task(cfg: DictConfig, splits: dict | None = None) -> tuple[Any, Any, dict]:
@@ -81,6 +84,12 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     out_dir.mkdir(parents=True, exist_ok=True)
     refuse_used_checkpoint_dir(out_dir, cfg.get("ckpt_path"))
 
+    # trainer.precision: auto becomes this machine's choice before the config is saved
+    precision = resolve_precision(cfg.trainer.get("precision", 32), cfg.trainer.accelerator)
+    if precision != cfg.trainer.get("precision", 32):
+        log.info("trainer.precision=auto: %s on this machine", precision)
+        with open_dict(cfg):
+            cfg.trainer.precision = precision
     env, evaluator, splits = build_task(cfg, splits)
     module = instantiate(cfg.agent)(env=env, policy=instantiate(cfg.model), evaluator=evaluator)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
@@ -137,6 +146,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
             summary["status"] = "time_limit" if _timed_out(trainer) else "completed"
         summary["train_seconds"] = train_seconds  # trainer.fit: iterations, validation, checkpoints
         summary["iteration_seconds"] = module.iteration_seconds  # rollouts and updates only
+        summary["validation_seconds"] = module.validation_seconds  # the evaluator's share of fit
         _finish_loggers(loggers, summary, module.env_steps, trainer, cfg)
     finally:
         _close_wandb(loggers)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +29,7 @@ from adan.rewards import AdaptiveReward, SimpleReward
 from tests.market.profiles import trading_profile
 
 GOLDEN = Path(__file__).with_name("simulator_golden.json")
+ROOT = Path(__file__).resolve().parents[2]
 STEPS, NUM_ENVS, EPISODE = 320, 16, 48
 
 # name: (trading=<profile> or None for TradingConfig(), its overrides, reward, autoreset)
@@ -43,6 +46,8 @@ CONFIGS = {
                                  "trading.execution.participation=0.1",
                                  "trading.execution.spread=estimated",
                                  "trading.execution.impact_coef=0.5"), "simple", "NextStep"),
+    "market_costs": ("default", ("trading.execution.spread=estimated",
+                                 "trading.execution.impact_coef=0.5"), "adaptive", "NextStep"),
     "conservative": ("conservative", (), "adaptive", "NextStep"),
     "moderate": ("moderate", (), "adaptive", "SameStep"),
     "aggressive": ("aggressive", (), "adaptive", "NextStep"),
@@ -130,6 +135,31 @@ def test_every_output_is_bit_identical_to_the_recorded_simulator(name):
     assert not changed, f"{name}: outputs differ from the recorded simulator's: {changed}"
 
 
+# every branch of adan.market.kernels: borrow and the no-trade band, no band (SameStep),
+# estimated spread and impact, stop exits
+UNCOMPILED = ("constructor", "default_every_bar", "market_costs", "aggressive")
+
+
+def test_the_kernels_uncompiled_give_the_same_bits():
+    """The kernels' Python source run by the interpreter (NUMBA_DISABLE_JIT) matches too: what
+    numba compiles is what the source says, and coverage sees the kernels' lines."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    cmd = [sys.executable, "-m", "tests.market.test_simulator_golden", "--check", *UNCOMPILED]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert proc.stdout.count(": same") == len(UNCOMPILED)
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     GOLDEN.write_text(json.dumps({n: digests(n) for n in sorted(CONFIGS)}, indent=1) + "\n")
     print(f"wrote {GOLDEN}")
+elif __name__ == "__main__" and "--check" in sys.argv:
+    recorded = json.loads(GOLDEN.read_text())
+    failed = False
+    for config in sys.argv[sys.argv.index("--check") + 1 :]:
+        now = digests(config)
+        changed = sorted(k for k in recorded[config].keys() | now.keys()
+                         if recorded[config].get(k) != now.get(k))  # fmt: skip
+        print(f"{config}: {'differs in ' + str(changed) if changed else 'same'}")
+        failed |= bool(changed)
+    sys.exit(1 if failed else 0)

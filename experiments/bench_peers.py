@@ -15,9 +15,13 @@ Workloads (each side timed the same way; what each includes is in the table):
   copy bandwidth / bytes written per env-step).
 - ``trading=moderate`` against ``trading=default``: `VecTradingEnv` at N=64 on the default
   synthetic market's train split (cost ratio, lower is better).
-- PPO, same work: stocks-v0 x 8 envs, 128 steps per env per rollout, 8 minibatches, 4 epochs,
-  MLP 64-64 tanh actor and critic; SB3's ``learn()`` against ADAN's rollout+update time
-  (``summary.json`` ``iteration_seconds``) for the same env steps. Neither side evaluates.
+- PPO, same work: 8 envs, 128 steps per env per rollout, 8 minibatches, 4 epochs; SB3's
+  ``learn()`` against ADAN's rollout+update time (``summary.json`` ``iteration_seconds``) for
+  the same env steps; neither side evaluates. (a) stocks-v0, MLP 64-64 tanh actor and critic;
+  (b) ADAN's env on its small market (adan/Trading-v0; ADAN: ``data.source.n_bars=4000``),
+  ADAN's CustomCNN shared by 64-unit tanh heads on both sides (SB3: as its features
+  extractor). ADAN runs its defaults: ``trainer.precision: auto`` is bf16-mixed on a CPU with
+  bf16 units; SB3 runs fp32.
 - CartPole-v1 to the stop rule (mean deterministic return > 495 over 30 episodes, checked
   every 3072 env steps): the whole process, start to exit, for both
   (`python train.py experiment=cartpole` and `python experiments/sb3_cartpole.py`).
@@ -173,6 +177,56 @@ def cell_sb3_ppo(steps: int) -> float:
     return model.num_timesteps / (time.perf_counter() - start)
 
 
+def cell_sb3_cnn(steps: int) -> float:
+    """SB3's PPO with ADAN's CustomCNN as its shared features extractor and ADAN's heads (64
+    tanh each): the network ``model=cnn`` trains, on adan/Trading-v0's small market, 8 envs."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    import adan  # noqa: F401
+    from adan.models import CustomCNN
+
+    class AdanCNN(BaseFeaturesExtractor):
+        def __init__(self, observation_space) -> None:  # noqa: ANN001
+            cnn = CustomCNN(observation_space)
+            super().__init__(observation_space, cnn.out_dim)
+            self.cnn = cnn
+
+        def forward(self, obs):  # noqa: ANN001, ANN202
+            return self.cnn(obs)
+
+    torch.set_num_threads(1)
+    env = make_vec_env(lambda: gym.make("adan/Trading-v0"), n_envs=8, seed=0)
+    kwargs = {"features_extractor_class": AdanCNN, "share_features_extractor": True,
+              "net_arch": {"pi": [64], "vf": [64]}, "activation_fn": torch.nn.Tanh}  # fmt: skip
+    model = PPO("MultiInputPolicy", env, n_steps=128, batch_size=128, n_epochs=4, seed=0,
+                device="cpu", policy_kwargs=kwargs)  # fmt: skip
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    return model.num_timesteps / (time.perf_counter() - start)
+
+
+def cell_adan_cnn(steps: int) -> float:
+    """``python train.py`` (model=cnn, its defaults: trainer.precision auto) on the same small
+    market (4,000 synthetic bars, seed 0), 8 envs, no validation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        summary, _ = _train(
+            [
+                "data.source.n_bars=4000",
+                "seed=0",
+                "env.num_envs=8",
+                f"agent.total_timesteps={steps}",
+                "trainer.check_val_every_n_epoch=100000",
+                "callbacks.model_checkpoint.monitor=null",
+            ],
+            Path(tmp) / "run",
+        )
+    return summary["env_steps"] / summary["iteration_seconds"]
+
+
 def _train(overrides: list[str], out: Path) -> tuple[dict, float]:
     cmd = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={out}",
            "~callbacks.progress_bar", "logger=csv", *overrides]  # fmt: skip
@@ -231,6 +285,8 @@ CELLS = {
     "moderate_64": lambda a: cell_profile("moderate", a.seconds),
     "sb3_ppo": lambda a: cell_sb3_ppo(a.ppo_steps),
     "adan_ppo": lambda a: cell_adan_ppo(a.ppo_steps),
+    "sb3_cnn": lambda a: cell_sb3_cnn(a.ppo_steps),
+    "adan_cnn": lambda a: cell_adan_cnn(a.ppo_steps),
     "sb3_cartpole": lambda a: cell_cartpole("sb3", a.repeat),
     "adan_cartpole": lambda a: cell_cartpole("adan", a.repeat),
 }
@@ -263,6 +319,8 @@ ROWS = [
      "moderate_64", "cost", 1.5, "default / moderate (ratio: moderate time over default time)"),
     ("PPO, same work (stocks-v0, 8 envs, MLP 64-64)", "sb3_ppo", "adan_ppo", "steps/s", 1.5,
      "SB3 learn() / ADAN rollout+update"),
+    ("PPO, same work (adan/Trading-v0, 8 envs, CustomCNN + 64-64 heads)", "sb3_cnn",
+     "adan_cnn", "steps/s", 1.5, "SB3 learn() with ADAN's CNN / ADAN rollout+update"),
     ("CartPole to the stop rule, whole process", "sb3_cartpole", "adan_cartpole", "s", 1.0,
      "python sb3_cartpole.py / python train.py experiment=cartpole (ratio: SB3 s over ADAN s)"),
 ]  # fmt: skip

@@ -18,7 +18,8 @@ _INT = ("length", "hold_bars", "win_bars", "trades", "stop_exits", "risk_clips")
 
 
 class EpisodeStats:
-    """Running sums per env for the gymnasium ``episode`` and our ``trading`` summaries.
+    """Running sums per env for the gymnasium ``episode`` and our ``trading`` summaries;
+    `kernels.close_bar` adds each step.
 
     Sharpe uses per-bar net simple returns (mean / sample std, annualised by
     ``sqrt(bars_per_year)``); win rate is the fraction of bars with positive net PnL among
@@ -41,30 +42,6 @@ class EpisodeStats:
         for name in _FLOAT + _INT:
             getattr(self, name)[idx] = 0
         self.start_time[idx] = time.perf_counter()
-
-    def update(
-        self,
-        net_return: np.ndarray,
-        drawdown: np.ndarray,
-        turnover: np.ndarray,
-        cost: np.ndarray,
-        holding: np.ndarray,
-        trades: np.ndarray,
-        stop_exits: np.ndarray | int = 0,
-        risk_clipped: np.ndarray | bool = False,
-    ) -> None:
-        """Add one step of every env (``risk_clipped``: a risk rule changed its orders)."""
-        self.length += 1
-        self.ret_sum += net_return
-        self.ret_sq_sum += net_return * net_return
-        np.maximum(self.max_drawdown, drawdown, out=self.max_drawdown)
-        self.turnover += turnover
-        self.costs += cost
-        self.hold_bars += holding
-        self.win_bars += holding & (net_return > 0)
-        self.trades += trades
-        self.stop_exits += stop_exits
-        self.risk_clips += risk_clipped
 
     def summary(self, done: np.ndarray, equity: np.ndarray) -> dict[str, dict | np.ndarray]:
         """Vector-env info entries for the envs where ``done``: gymnasium's ``episode``

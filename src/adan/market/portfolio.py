@@ -96,19 +96,6 @@ class Portfolio:
         self.units = np.where(mask, 0.0, self.units)
         self.avg_price = np.where(mask, 0.0, self.avg_price)
 
-    def charge(self, amount: np.ndarray) -> None:
-        """Pay ``amount`` [N] of cash that buys nothing (a short's borrow)."""
-        self.cash -= amount
-        self.realised_pnl -= amount
-
-    def mark(self, prices: np.ndarray) -> np.ndarray:
-        """Value the book at ``prices`` [N, A]; update equity, peak and drawdown; return equity."""
-        equity = self.value(prices)
-        self.equity = equity
-        np.maximum(self.peak, equity, out=self.peak)
-        self.drawdown = 1.0 - equity / self.peak
-        return equity
-
     def unrealised_pnl(self, prices: np.ndarray) -> np.ndarray:
         """Open-position PnL [N] at ``prices`` [N, A] versus average entry prices."""
         return row_dot(self.units, prices - self.avg_price)

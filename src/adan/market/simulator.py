@@ -171,8 +171,6 @@ class MarketSimulator:
         self.step_count = np.zeros(n, dtype=np.int64)  # steps taken in the episode
         self._all_true = np.ones(n, dtype=bool)
         self._all_true.flags.writeable = False
-        self._no_exits = np.zeros(n, dtype=np.int64)
-        self._no_exits.flags.writeable = False
         zeros = np.zeros((n, self.num_assets))
         zeros.flags.writeable = False
         self._no_fills = Fills(zeros, zeros, zeros, zeros, zeros, zeros, zeros[:, 0], zeros[:, 0])

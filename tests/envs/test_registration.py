@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import adan  # noqa: F401  (registers adan/Trading-v0)
 from adan.envs import TradingEnv, VecTradingEnv
 from adan.envs.registration import make_trading_env, small_market
+from adan.errors import ConfigError
 
 
 def test_make_builds_the_small_default_market_and_passes_gymnasiums_checker():
@@ -46,7 +47,7 @@ def test_vector_entry_point_is_the_batched_env_and_matches_single_envs():
 def test_bad_arguments_name_what_to_change():
     with pytest.raises(ValueError, match="split must be one of"):
         gym.make("adan/Trading-v0", split="holdout")
-    with pytest.raises(Exception, match="fee_bps"):
+    with pytest.raises(ConfigError, match="trading.fee_bps"):
         gym.make("adan/Trading-v0", trading={"fee_bps": -1.0})
 
 

@@ -38,7 +38,6 @@ from adan.market.sizing import PositionSizer
 from adan.market.stops import StopBook
 
 log = logging.getLogger(__name__)
-_NO_ROWS = np.zeros((0, 0))  # no per-bar rates: the kernel uses the fixed one
 
 
 def _risk_on(risk) -> bool:
@@ -186,21 +185,14 @@ class TradingDesk:
         """Stage 4 for market orders that fill in full (`kernels.fill_at_open`)."""
         n, a = weights.shape
         ex = self.execution
-        fee_rate, half_spread, slippage_rate = ex.taker
-        spread_rows = impact_rows = _NO_ROWS
-        if isinstance(half_spread, np.ndarray):  # estimated: the decision bar's
-            spread_rows, half_spread = half_spread.take(t, axis=0), 0.0
-        if ex.impact_rates is not None:
-            impact_rows = ex.impact_rates.take(t, axis=0)
-        new_units = np.empty((n, a))
-        filled, fee, spread, slippage, impact = (np.empty((n, a)) for _ in range(5))
-        total, notional, equity_open = np.empty(n), np.empty(n), np.empty(n)
+        new_units, filled, equity_open = np.empty((n, a)), np.empty((n, a)), np.empty(n)
+        costs = ex.cost_arrays(n, a)
         fill_at_open(
             np.ascontiguousarray(weights, dtype=np.float64), pf.units, pf.avg_price, pf.cash,
-            pf.realised_pnl, open1, float(floor), float(band), self.clipped, fee_rate,
-            float(half_spread), slippage_rate, spread_rows, impact_rows, new_units, filled,
-            fee, spread, slippage, impact, total, notional, equity_open,
+            pf.realised_pnl, open1, float(floor), float(band), self.clipped,
+            ex.rates(t, marketable=True), new_units, filled, costs, equity_open,
         )  # fmt: skip
+        fee, spread, slippage, impact, total, notional = costs
         pf.units = new_units
         self.equity_open = equity_open
         return Fills(filled, open1, fee, spread, slippage, impact, total, notional)

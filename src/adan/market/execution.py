@@ -25,11 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from adan.errors import check
-from adan.market.batch import row_count, row_sum
+from adan.market.batch import row_count
+from adan.market.kernels import fill_costs
 
 ORDER_TYPES = ("market", "limit")
 SPREAD_MODELS = ("fixed", "estimated")
 _TINY = 1e-12
+_NO_ROWS = np.zeros((0, 0))  # no per-bar rates: the fixed one applies
 
 
 @dataclass
@@ -170,10 +172,22 @@ class ExecutionModel:
             # cost fraction per sqrt(unit): coef * sigma / sqrt(volume)
             self._impact = config.impact_coef * sigma / np.sqrt(np.maximum(mean_volume, _TINY))
 
-    @property
-    def impact_rates(self) -> np.ndarray | None:
-        """[T, A] impact cost fraction per sqrt(unit) of order, read at the decision bar."""
-        return self._impact
+    def rates(self, t: np.ndarray, marketable: bool) -> tuple:
+        """`kernels.fill_costs`'s rates for orders decided at bars ``t``: (fee, half spread,
+        slippage, estimated half-spread rows or empty, impact rows or empty)."""
+        fee, spread, slippage = self.taker if marketable else self.maker
+        spread_rows = impact_rows = _NO_ROWS
+        if isinstance(spread, np.ndarray):  # estimated: the decision bar's, per asset
+            spread_rows, spread = spread.take(t, axis=0), 0.0
+        if self._impact is not None:
+            impact_rows = self._impact.take(t, axis=0)
+        return (fee, float(spread), slippage, spread_rows, impact_rows)
+
+    @staticmethod
+    def cost_arrays(n: int, a: int) -> tuple:
+        """Fresh outputs of `kernels.fill_costs`: fee, spread, slippage, impact [N, A], total,
+        notional [N]."""
+        return (*(np.empty((n, a)) for _ in range(4)), np.empty(n), np.empty(n))
 
     def fill(self, order: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(filled units, fill price) [N, A] of signed ``order`` units decided at bars ``t``.
@@ -209,27 +223,11 @@ class ExecutionModel:
         any multiple of it)."""
         if marketable is None:
             marketable = not self.limit
-        fee_rate, spread_rate, slippage_rate = self.taker if marketable else self.maker
-        size = np.abs(units)
-        notional = size * price
-        per_env = row_sum(notional)
-        fee = notional * fee_rate
-        slippage = notional * slippage_rate
-        if isinstance(spread_rate, np.ndarray):
-            spread = notional * spread_rate.take(t, axis=0)
-            total = fee + spread
-            total += slippage
-            total = row_sum(total)
-        else:  # one rate for every fill: the total needs no per-asset pass
-            spread = notional * spread_rate
-            total = per_env * (fee_rate + spread_rate + slippage_rate)
-        if self._impact is not None:
-            rate = self._impact.take(t, axis=0)
-            rate *= np.sqrt(size)
-            impact = notional * np.minimum(rate, 1.0, out=rate)
-            total += row_sum(impact)
-        else:
-            impact = np.zeros_like(notional)
+        units = np.ascontiguousarray(units, dtype=np.float64)
+        price = np.ascontiguousarray(price, dtype=np.float64)
+        costs = self.cost_arrays(len(units), units.shape[1])
+        fill_costs(units, price, self.rates(t, marketable), costs)
+        fee, spread, slippage, impact, total, per_env = costs
         return Fills(units, price, fee, spread, slippage, impact, total, per_env)
 
 

@@ -26,30 +26,17 @@ def fill_at_open(
     floor: float,
     band: float,
     clipped: np.ndarray,
-    fee_rate: float,
-    half_spread: float,
-    slippage_rate: float,
-    spread_rows: np.ndarray,
-    impact_rows: np.ndarray,
+    rates: tuple,
     new_units: np.ndarray,
     filled: np.ndarray,
-    fee: np.ndarray,
-    spread: np.ndarray,
-    slippage: np.ndarray,
-    impact: np.ndarray,
-    total: np.ndarray,
-    notional_sum: np.ndarray,
+    costs: tuple,
     equity_open: np.ndarray,
 ) -> None:
     """Market orders to ``weights`` [N, A] filled in full at bar t+1's open ``open1``, with
     their costs, booked into the portfolio (``avg_price``, ``cash``, ``realised`` in place;
     the new positions into ``new_units``). The no-trade ``band`` keeps a held weight within
-    it (a ``clipped`` env always trades). ``spread_rows``/``impact_rows`` [N, A]: per-bar
-    rates read at the decision bar; empty for a fixed spread / no impact."""
+    it (a ``clipped`` env always trades). ``rates`` and ``costs``: see `fill_costs`."""
     n, a = weights.shape
-    estimated = spread_rows.shape[0] > 0
-    has_impact = impact_rows.shape[0] > 0
-    flat_rate = fee_rate + half_spread + slippage_rate
     for i in range(n):
         # equity at the open: cash + the book at the open, never below the ruin floor
         value = units[i, 0] * open1[i, 0]
@@ -57,56 +44,91 @@ def fill_at_open(
             value += units[i, j] * open1[i, j]
         eq = max(cash[i] + value, floor)
         equity_open[i] = eq
-        per_env = 0.0
-        rows_total = 0.0
-        impact_total = 0.0
         for j in range(a):
             price = open1[i, j]
             old = units[i, j]
-            desired = weights[i, j] * (eq / price)
-            order = desired - old
+            order = weights[i, j] * (eq / price) - old
             if band > 0:
                 held = old * price / eq
                 w = weights[i, j]
                 trade = abs(w - held) > band or (w == 0 and held != 0) or clipped[i]
                 order = order * (1.0 if trade else 0.0)
             filled[i, j] = order
-            size = abs(order)
-            notional = size * price
-            per_env = notional if j == 0 else per_env + notional
-            fee[i, j] = notional * fee_rate
-            slippage[i, j] = notional * slippage_rate
-            if estimated:
-                spread[i, j] = notional * spread_rows[i, j]
-                cell = fee[i, j] + spread[i, j]
-                cell += slippage[i, j]
-                rows_total = cell if j == 0 else rows_total + cell
-            else:
-                spread[i, j] = notional * half_spread
-            if has_impact:
-                rate = impact_rows[i, j] * np.sqrt(size)
-                impact[i, j] = notional * min(rate, 1.0)
-                impact_total = impact[i, j] if j == 0 else impact_total + impact[i, j]
-            else:
-                impact[i, j] = 0.0
-        notional_sum[i] = per_env
-        cost = rows_total if estimated else per_env * flat_rate
-        if has_impact:
-            cost += impact_total
-        total[i] = cost
-        _rebalance_row(i, units, filled, open1, avg_price, cash, realised, cost, new_units)
+            new_units[i, j] = old + order
+        _costs_row(i, filled, open1, rates, costs)
+        _rebalance_row(i, units, new_units, open1, avg_price, cash, realised, costs[4][i])
 
 
 @njit(cache=True)
-def _rebalance_row(i, units, filled, prices, avg_price, cash, realised, cost, new_units):
-    """``Portfolio.rebalance`` of env i to ``units + filled`` at ``prices`` (average-cost
-    accounting; see there)."""
+def fill_costs(units: np.ndarray, price: np.ndarray, rates: tuple, costs: tuple) -> None:
+    """What fills of ``units`` at ``price`` [N, A] cost (see `ExecutionModel.costs`).
+
+    ``rates``: (fee, half spread, slippage) as fractions of notional, then per-bar rows [N, A]
+    of the estimated half spread and of the impact per sqrt(unit) (empty: the fixed half
+    spread, no impact). ``costs`` (out): fee, spread, slippage, impact [N, A], then total
+    and notional [N]."""
+    for i in range(units.shape[0]):
+        _costs_row(i, units, price, rates, costs)
+
+
+@njit(cache=True)
+def _costs_row(i, units, price, rates, costs):  # noqa: ANN001, ANN202
+    fee_rate, half_spread, slippage_rate, spread_rows, impact_rows = rates
+    fee, spread, slippage, impact, total, notional_sum = costs
+    estimated = spread_rows.shape[0] > 0
+    has_impact = impact_rows.shape[0] > 0
+    per_env = rows_total = impact_total = 0.0
+    for j in range(units.shape[1]):
+        size = abs(units[i, j])
+        notional = size * price[i, j]
+        per_env = notional if j == 0 else per_env + notional
+        fee[i, j] = notional * fee_rate
+        slippage[i, j] = notional * slippage_rate
+        if estimated:
+            spread[i, j] = notional * spread_rows[i, j]
+            cell = fee[i, j] + spread[i, j]
+            cell += slippage[i, j]
+            rows_total = cell if j == 0 else rows_total + cell
+        else:
+            spread[i, j] = notional * half_spread
+        if has_impact:
+            rate = impact_rows[i, j] * np.sqrt(size)
+            impact[i, j] = notional * min(rate, 1.0)
+            impact_total = impact[i, j] if j == 0 else impact_total + impact[i, j]
+        else:
+            impact[i, j] = 0.0
+    notional_sum[i] = per_env
+    # one rate for every fill: the total needs no per-asset pass
+    cost = rows_total if estimated else per_env * (fee_rate + half_spread + slippage_rate)
+    if has_impact:
+        cost += impact_total
+    total[i] = cost
+
+
+@njit(cache=True)
+def rebalance(
+    units: np.ndarray,
+    target: np.ndarray,
+    prices: np.ndarray,
+    avg_price: np.ndarray,
+    cash: np.ndarray,
+    realised: np.ndarray,
+    costs: np.ndarray,
+) -> None:
+    """`Portfolio.rebalance` of every env (see there): ``avg_price``, ``cash`` and
+    ``realised`` in place; ``units`` is read, the caller installs ``target``."""
+    for i in range(units.shape[0]):
+        _rebalance_row(i, units, target, prices, avg_price, cash, realised, costs[i])
+
+
+@njit(cache=True)
+def _rebalance_row(i, units, target_units, prices, avg_price, cash, realised, cost):  # noqa: ANN001, ANN202
     a = units.shape[1]
     pnl = 0.0
     spent = 0.0
     for j in range(a):
         old = units[i, j]
-        target = old + filled[i, j]
+        target = target_units[i, j]
         delta = target - old
         price = prices[i, j]
         closed = np.copysign(min(abs(delta), abs(old)), old) * (1.0 if old * delta < 0 else 0.0)
@@ -119,7 +141,6 @@ def _rebalance_row(i, units, filled, prices, avg_price, cash, realised, cost, ne
             avg = price
         avg_price[i, j] = avg * (1.0 if target != 0 else 0.0)
         spent = delta * price if j == 0 else spent + delta * price
-        new_units[i, j] = target
     cash[i] -= spent
     cash[i] -= cost
     realised[i] += pnl

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adan.market.batch import row_dot
+from adan.market.kernels import rebalance
 
 _STATE = (
     "cash",
@@ -55,34 +56,19 @@ class Portfolio:
         """Equity [N] if marked at ``prices`` [N, A] (does not change the book)."""
         return self.cash + row_dot(self.units, prices)
 
-    def rebalance(
-        self, target_units: np.ndarray, prices: np.ndarray, costs: np.ndarray
-    ) -> np.ndarray:
-        """Fill every account to ``target_units`` at ``prices`` [N, A], paying ``costs`` [N].
+    def rebalance(self, target_units: np.ndarray, prices: np.ndarray, costs: np.ndarray) -> None:
+        """Fill every account to ``target_units`` at ``prices`` [N, A], paying ``costs`` [N]
+        (`kernels.rebalance`, the one the market-order fill uses too).
 
-        Returns the signed traded units [N, A]. Realised PnL and average entry prices follow
-        average-cost accounting: reducing a position realises (price - avg) on the closed part;
-        adding averages in; opening or flipping starts a new average at the fill price.
+        Realised PnL and average entry prices follow average-cost accounting: reducing a
+        position realises (price - avg) on the closed part; adding averages in; opening or
+        flipping starts a new average at the fill price.
         """
-        old = self.units
-        delta = target_units - old
-        closing = old * delta < 0
-        closed = np.copysign(np.minimum(np.abs(delta), np.abs(old)), old)
-        closed *= closing
-        realised = row_dot(closed, prices - self.avg_price)
-
-        adding = old * delta > 0
-        avg = self.avg_price
-        np.divide(old * avg + delta * prices, target_units, out=avg, where=adding)
-        np.copyto(avg, prices, where=(old * target_units <= 0) & (target_units != 0))
-        avg *= target_units != 0
-
-        self.cash -= row_dot(delta, prices)
-        self.cash -= costs
-        self.realised_pnl += realised
-        self.realised_pnl -= costs
-        self.units = target_units
-        return delta
+        target = np.ascontiguousarray(target_units, dtype=np.float64)
+        rebalance(self.units, target, np.ascontiguousarray(prices, dtype=np.float64),
+                  self.avg_price, self.cash, self.realised_pnl,
+                  np.ascontiguousarray(costs, dtype=np.float64))  # fmt: skip
+        self.units = target
 
     def close(self, mask: np.ndarray, prices: np.ndarray, costs: np.ndarray) -> None:
         """Close the positions ``mask`` [N, A] entirely at ``prices`` [N, A], paying

@@ -117,3 +117,49 @@ def test_act_is_the_deterministic_action_of_forward(action_space):
         action = policy.act(x)
     assert action.shape == expected.shape and action.dtype == expected.dtype
     torch.testing.assert_close(action, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "action_space",
+    [
+        gym.spaces.Box(-1, 1, (3,), np.float32),
+        gym.spaces.Discrete(4),
+        gym.spaces.MultiDiscrete([3, 2, 5]),
+    ],
+    ids=["box", "discrete", "multidiscrete"],
+)
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_distributions_give_torch_distributions_bits(action_space, deterministic):
+    """The policy writes its distributions out without torch.distributions' objects; the
+    samples, log-probabilities and entropies are theirs, bit for bit."""
+    from torch.distributions import Categorical, Normal
+
+    mlp = partial(MLPExtractor, hidden_sizes=[16])
+    space = gym.spaces.Box(-1, 1, (6,), np.float32)
+    torch.manual_seed(0)
+    pol = ActorCritic(space, action_space, mlp, log_std_init=-0.3)
+    obs = torch.randn(64, 6, generator=torch.Generator().manual_seed(1)) * 50  # sharp logits
+    with torch.no_grad():
+        head, value = pol._features(obs)
+        if pol.kind == "gaussian":
+            dists = [Normal(head.float(), pol.log_std.exp().expand_as(head).float())]
+        else:
+            dists = [Categorical(logits=lg) for lg in torch.split(head.float(), pol.nvec, -1)]
+        torch.manual_seed(7)
+        if pol.kind == "gaussian":
+            flat = dists[0].mean if deterministic else dists[0].sample()
+            ref_logp = dists[0].log_prob(flat).sum(-1)
+            ref_ent = dists[0].entropy().sum(-1)
+        else:
+            picks = [d.probs.argmax(-1) if deterministic else d.sample() for d in dists]
+            flat = torch.stack(picks, -1)
+            ref_logp = sum(d.log_prob(flat[:, i]) for i, d in enumerate(dists))
+            ref_ent = sum(d.entropy() for d in dists)
+        torch.manual_seed(7)
+        action, logp, v = pol(obs, deterministic=deterministic)
+        logp2, ent, _ = pol.evaluate_actions(obs, action)
+    assert torch.equal(pol._flat_action(action).to(flat.dtype), flat)
+    assert torch.equal(logp, ref_logp) and torch.equal(logp2, ref_logp)
+    assert torch.equal(ent, ref_ent) and torch.equal(v, value)
+    if not deterministic and pol.kind != "gaussian":  # the draws really are random
+        assert len(flat.unique()) > 1

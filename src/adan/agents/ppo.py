@@ -199,7 +199,8 @@ class PPO(pl.LightningModule):
         world = self._trainer.world_size if self._trainer is not None else 1
         self.env_steps += self.batch_per_rollout * world
 
-        last_value = self.policy.value(obs_to_tensor(self._obs, self.device))
+        buf.seal()
+        last_value = self.policy.value(obs_to_tensor(self._obs, self.device)).float()
         self._require_finite("rewards", buf.rewards, "the environment's rewards (reward.scale?)")
         self._require_finite("values", buf.values, "the critic's values")
         if next_step:

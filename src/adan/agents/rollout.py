@@ -38,14 +38,16 @@ def compute_gae(
     """GAE(λ) over [T, N] tensors. ``dones[t]`` says the episode ended with step t, so the
     bootstrap from step t+1 is cut; truncations are bootstrapped by the caller beforehand
     (their reward already holds γ·V(final observation)). Returns (advantages, returns)."""
-    n_steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
+    # Every term without the recurrence at once (the same element-wise ops as step by step);
+    # the loop keeps only last_gae = delta + γλ(1 - done)·last_gae.
+    not_done = 1.0 - dones
+    next_values = torch.cat([values[1:], last_value[None]], dim=0)
+    deltas = rewards + gamma * next_values * not_done - values
+    decays = gamma * gae_lambda * not_done
+    advantages = torch.empty_like(rewards)
     last_gae = torch.zeros_like(last_value)
-    for t in reversed(range(n_steps)):
-        next_value = last_value if t == n_steps - 1 else values[t + 1]
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_value * not_done - values[t]
-        last_gae = delta + gamma * gae_lambda * not_done * last_gae
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        last_gae = deltas[t] + decays[t] * last_gae
         advantages[t] = last_gae
     return advantages, advantages + values
 
@@ -65,6 +67,12 @@ class RolloutBuffer:
         self.dones = torch.zeros(shape, device=device)
         self.truncated = torch.zeros(shape, dtype=torch.bool, device=device)
         self.valid = torch.ones(shape, dtype=torch.bool, device=device)
+        # What the env returns (numpy) is staged here and moved to the tensors once per rollout
+        # by `seal`: a few small tensor ops per step cost more than the copies they make.
+        self._reward = np.zeros(shape, dtype=np.float32)
+        self._terminated = np.zeros(shape, dtype=bool)
+        self._truncated = np.zeros(shape, dtype=bool)
+        self._valid = np.ones(shape, dtype=bool)
         self.advantages = torch.zeros(shape, device=device)
         self.returns = torch.zeros(shape, device=device)
 
@@ -97,12 +105,23 @@ class RolloutBuffer:
         self.actions[step].copy_(action)
         self.log_probs[step] = log_prob
         self.values[step] = value
-        self.rewards[step] = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
-        term = torch.as_tensor(terminated, device=self.device)
-        trunc = torch.as_tensor(truncated, device=self.device)
-        self.dones[step] = (term | trunc).float()
-        self.truncated[step] = trunc & ~term
-        self.valid[step] = True if valid is None else torch.as_tensor(valid, device=self.device)
+        self._reward[step] = reward
+        self._terminated[step] = terminated
+        self._truncated[step] = truncated
+        self._valid[step] = True if valid is None else valid
+
+    def seal(self) -> None:
+        """Move the staged rewards, episode ends and validity to the tensors (after the last
+        `add` of a rollout): ``dones`` = terminated or truncated, ``truncated`` = truncated and
+        not terminated (the steps bootstrapped from V(final observation))."""
+
+        def put(dst: torch.Tensor, src: np.ndarray) -> None:
+            dst.copy_(torch.from_numpy(src))
+
+        put(self.rewards, self._reward)
+        put(self.dones, (self._terminated | self._truncated).astype(np.float32))
+        put(self.truncated, self._truncated & ~self._terminated)
+        put(self.valid, self._valid)
 
     def flat(self) -> tuple[dict[str, torch.Tensor | dict[str, torch.Tensor]], torch.Tensor]:
         """Every field flattened over (time, env) as views (no copy), and the row indices of

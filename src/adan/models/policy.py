@@ -7,13 +7,12 @@ paper and Stable-Baselines3); Discrete and MultiDiscrete actions get Categorical
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical, Normal
 
 from adan.models.mlp import activation
 from adan.models.schema import HEAD_HIDDEN, ActorCriticSchema
@@ -35,6 +34,21 @@ def _orthogonal_init(module: nn.Module, gain: float) -> None:
             nn.init.orthogonal_(m.weight, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def _normal_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``Normal(mean, std).log_prob(x)``, element-wise."""
+    var = std**2
+    return -((x - mean) ** 2) / (2 * var) - std.log() - math.log(math.sqrt(2 * math.pi))
+
+
+def _sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Sum of per-sub-action terms (one term: itself, no extra op)."""
+    it = iter(terms)
+    total = next(it)
+    for t in it:
+        total = total + t
+    return total
 
 
 class ActorCritic(nn.Module):
@@ -109,12 +123,56 @@ class ActorCritic(nn.Module):
         out = self.mean_head(pi) if self.kind == "gaussian" else self.logits_head(pi)
         return out, value
 
-    def _distributions(self, head: torch.Tensor) -> list[torch.distributions.Distribution]:
+    # The action distributions, written out as torch.distributions computes them (same ops,
+    # same order, so the same bits) without building distribution objects: on the small
+    # batches of a rollout their construction costs more than the network.
+    def _gaussian(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std), as ``Normal(mean, std)`` would hold them."""
+        return head.float(), self.log_std.exp().expand_as(head).float()
+
+    def _categorical_logits(self, head: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Normalised log-probabilities of each sub-action, as ``Categorical(logits=)``."""
+        return tuple(
+            lg - lg.logsumexp(-1, keepdim=True) for lg in torch.split(head.float(), self.nvec, -1)
+        )
+
+    def _sample(self, head: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flat action, its log-probability): ``sample()`` (or the mode) and ``log_prob``."""
         if self.kind == "gaussian":
-            std = self.log_std.exp().expand_as(head)
-            return [Normal(head.float(), std.float(), validate_args=False)]
-        logits = torch.split(head.float(), self.nvec, dim=-1)
-        return [Categorical(logits=lg, validate_args=False) for lg in logits]
+            mean, std = self._gaussian(head)
+            with torch.no_grad():
+                flat = mean.detach() if deterministic else torch.normal(mean, std)
+            return flat, _normal_log_prob(flat, mean, std).sum(-1)
+        logits = self._categorical_logits(head)
+        picks = []
+        for lg in logits:
+            probs = lg.softmax(-1)
+            picks.append(
+                probs.argmax(-1)
+                if deterministic
+                else torch.multinomial(probs, 1, True).T.reshape(probs.shape[:-1])
+            )
+        flat = torch.stack(picks, dim=-1)
+        return flat, _sum(
+            lg.gather(-1, flat[:, i : i + 1]).squeeze(-1) for i, lg in enumerate(logits)
+        )
+
+    def _log_prob_entropy(
+        self, head: torch.Tensor, flat_action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.kind == "gaussian":
+            mean, std = self._gaussian(head)
+            entropy = 0.5 + 0.5 * math.log(2 * math.pi) + torch.log(std)
+            return _normal_log_prob(flat_action, mean, std).sum(-1), entropy.sum(-1)
+        logits = self._categorical_logits(head)
+        logp = _sum(
+            lg.gather(-1, flat_action[:, i : i + 1].long()).squeeze(-1)
+            for i, lg in enumerate(logits)
+        )
+        ent = _sum(
+            -(lg.clamp(min=torch.finfo(lg.dtype).min) * lg.softmax(-1)).sum(-1) for lg in logits
+        )
+        return logp, ent
 
     def _reshape_action(self, action: torch.Tensor) -> torch.Tensor:
         if self.kind == "gaussian":
@@ -130,26 +188,10 @@ class ActorCritic(nn.Module):
             return action.reshape(action.shape[0], -1).long()
         return action.reshape(-1, 1).long()
 
-    def _log_prob_entropy(
-        self, dists: list, flat_action: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.kind == "gaussian":
-            d = dists[0]
-            return d.log_prob(flat_action).sum(-1), d.entropy().sum(-1)
-        logp = sum(d.log_prob(flat_action[:, i]) for i, d in enumerate(dists))
-        ent = sum(d.entropy() for d in dists)
-        return logp, ent
-
     def forward(self, obs, deterministic: bool = False):  # noqa: ANN001
         """Sample (or take the mode of) an action: returns (action, log_prob, value)."""
         head, value = self._features(obs)
-        dists = self._distributions(head)
-        if self.kind == "gaussian":
-            flat = dists[0].mean if deterministic else dists[0].sample()
-        else:
-            picks = [d.probs.argmax(-1) if deterministic else d.sample() for d in dists]
-            flat = torch.stack(picks, dim=-1)
-        logp, _ = self._log_prob_entropy(dists, flat)
+        flat, logp = self._sample(head, deterministic)
         return self._reshape_action(flat), logp, value
 
     def act(self, obs) -> torch.Tensor:  # noqa: ANN001
@@ -169,8 +211,7 @@ class ActorCritic(nn.Module):
     def evaluate_actions(self, obs, action: torch.Tensor):  # noqa: ANN001
         """(log_prob, entropy, value) of given actions, for the PPO loss."""
         head, value = self._features(obs)
-        dists = self._distributions(head)
-        logp, ent = self._log_prob_entropy(dists, self._flat_action(action))
+        logp, ent = self._log_prob_entropy(head, self._flat_action(action))
         return logp, ent, value
 
     def value(self, obs) -> torch.Tensor:  # noqa: ANN001

@@ -29,6 +29,7 @@ import numpy as np
 
 from adan.data.regimes import BEAR, BULL, REGIME_NAMES, SIDEWAYS, VOLATILE
 from adan.errors import check
+from adan.market import kernels
 from adan.market.profiles import profile_index
 
 PARAMS = ("size", "stop", "target", "exposure")
@@ -247,10 +248,19 @@ class DynamicBehaviourEngine:
         self._vol_ref, self._vol_off = _ref_or_one(self.vol_ref)
         self._drawdown_ref, self._drawdown_off = _ref_or_one(self.drawdown_ref)
         self._disabled = np.flatnonzero(~self.enabled) if not self.enabled.all() else None
-        # [N] constants: a ufunc is cheaper on two arrays than on an array and a Python float.
-        self._ones = np.ones(n)
-        self._zeros = np.zeros(n)
-        self._max_abs = np.full(n, _MAX_ABS)
+
+        def mask(off: np.ndarray | None) -> np.ndarray:
+            out = np.zeros(n, dtype=bool)
+            if off is not None:
+                out[off] = True
+            return out
+
+        self._consts = (
+            self.perf_rate, self._decay, _MAX_ABS, self.bars_per_year, self._base,
+            self._size_table, self._win_ref, mask(self._win_off), self._vol_ref,
+            mask(self._vol_off), self._drawdown_ref, mask(self._drawdown_off), self._low,
+            self._high, self._smoothing, self._fresh, mask(self._disabled),
+        )  # fmt: skip
 
         self.params: dict[str, np.ndarray] = {}
         self.last_change: dict[str, np.ndarray] = {}
@@ -353,61 +363,17 @@ class DynamicBehaviourEngine:
         net_return = self._finite("net_return", net_return)
         holding = self._array("holding", holding).astype(bool, copy=False)
 
-        # Performance estimates, this bar included (it closed before the next decision).
-        # win_rate moves by rate * (win - win_rate) on holding bars (x 0 on the others).
-        rate = self.perf_rate
-        step = np.subtract(net_return > 0, self.win_rate)
-        step *= rate
-        step *= holding
-        win_rate = self.win_rate + step
-        # |returns| capped so that absurd ones keep the estimate finite (vol_mod -> 0).
-        ret_sq = np.abs(net_return)
-        np.minimum(ret_sq, self._max_abs, out=ret_sq)
-        np.square(ret_sq, out=ret_sq)
-        ret_sq *= rate
-        ret_sq += self._decay * self.ret_sq
+        # Performance estimates (this bar included: it closed before the next decision), the
+        # size modifiers and the EMA step of every param, compiled (`kernels.behaviour_update`).
         count = self.count + 1
         bias = np.power(self._decay, count)
-        np.subtract(self._ones, bias, out=bias)  # 1 - (1 - rate) ** count
-        vol = np.divide(ret_sq, bias, out=bias)  # bias-corrected EMA of squared returns
-        vol *= self.bars_per_year
-        np.sqrt(vol, out=vol)  # annualised
-
-        # Size: the regime's raw table value times the performance modifiers.
-        idx = self._base + regime
-        size = self._size_table.take(idx)
-        wr_mod = win_rate / self._win_ref
-        np.minimum(wr_mod, self._ones, out=wr_mod)
-        if self._win_off is not None:
-            wr_mod[self._win_off] = 1.0
-        # min(vol_ref / vol, 1) as vol_ref / max(vol, vol_ref): the same bits without dividing
-        # by a zero vol (fmax skips a nan vol, which is neutral too).
-        vol_mod = np.fmax(vol, self._vol_ref, out=vol)
-        np.divide(self._vol_ref, vol_mod, out=vol_mod)
-        if self._vol_off is not None:
-            vol_mod[self._vol_off] = 1.0
-        size *= wr_mod
-        size *= vol_mod
-        depth = drawdown / self._drawdown_ref
-        np.maximum(depth, self._zeros, out=depth)
-        np.minimum(depth, self._ones, out=depth)
-        if self._drawdown_off is not None:
-            depth[self._drawdown_off] = 0.0
-        size_min, size_max = self._low[0], self._high[0]
-        size += (size_min - size) * depth  # to size_min at the drawdown ref
-
-        # Raw targets [4, N] (size's own above), then the EMA step, clipped to the bounds.
-        params = self._fresh.take(idx, axis=1)
-        np.maximum(size, size_min, out=params[0])
-        np.minimum(params[0], size_max, out=params[0])
+        win_rate, ret_sq = np.empty(self.num_envs), np.empty(self.num_envs)
+        params = np.empty_like(self._params)
         old = self._params
-        params -= old
-        params *= self._smoothing
-        params += old
-        np.maximum(params, self._low, out=params)
-        np.minimum(params, self._high, out=params)
-        if self._disabled is not None:
-            params[:, self._disabled] = 1.0
+        kernels.behaviour_update(
+            regime, drawdown, net_return, holding, self.win_rate, self.ret_sq, bias, old,
+            self._consts, win_rate, ret_sq, params,
+        )  # fmt: skip
         if np.count_nonzero(np.isfinite(params)) < params.size:
             for name, value in zip(PARAMS, params, strict=True):
                 self._check_finite(name, value, what="output")

@@ -260,3 +260,80 @@ def gather_windows(rows: np.ndarray, first: np.ndarray, window: int, out: np.nda
         dest = out[i]
         for m in range(size):
             dest[m] = flat[start + m]
+
+
+# ------------------------------------------------------------------------- behaviour engine
+@njit(cache=True)
+def _minimum(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (a NaN wins)."""
+    return a if (a < b or a != a) else b
+
+
+@njit(cache=True)
+def _maximum(a: float, b: float) -> float:
+    """``np.maximum`` of two floats (a NaN wins)."""
+    return a if (a > b or a != a) else b
+
+
+@njit(cache=True)
+def behaviour_update(
+    regime: np.ndarray,
+    drawdown: np.ndarray,
+    net_return: np.ndarray,
+    holding: np.ndarray,
+    win_rate: np.ndarray,
+    ret_sq: np.ndarray,
+    bias: np.ndarray,
+    params: np.ndarray,
+    consts: tuple,
+    out_win_rate: np.ndarray,
+    out_ret_sq: np.ndarray,
+    out_params: np.ndarray,
+) -> None:
+    """One bar of `DynamicBehaviourEngine.update` for every env (see there), into the
+    ``out_*`` arrays (the engine commits them once they are checked finite).
+
+    ``bias`` [N]: ``decay ** count`` (NumPy's power: its float64 power is not libm's on every
+    CPU). ``consts``: perf_rate, decay [N]; max |return|; bars per year; base [N] (env * R);
+    size table [N * R]; win_ref, win_off, vol_ref, vol_off, drawdown_ref, drawdown_off [N]
+    (the *_off masks pin a modifier to neutral); low, high, smoothing [4, N]; fresh [4, N * R];
+    disabled [N]."""
+    (rate_, decay_, max_abs, bars_per_year, base, size_table, win_ref, win_off, vol_ref,
+     vol_off, dd_ref, dd_off, low, high, smoothing, fresh, disabled) = consts  # fmt: skip
+    for i in range(regime.shape[0]):
+        rate = rate_[i]
+        # win rate moves by rate * (win - win_rate) on holding bars
+        step = ((1.0 if net_return[i] > 0 else 0.0) - win_rate[i]) * rate
+        step = step * (1.0 if holding[i] else 0.0)
+        wr = win_rate[i] + step
+        r = _minimum(abs(net_return[i]), max_abs)
+        r = r * r
+        r = r * rate
+        r = r + decay_[i] * ret_sq[i]
+        out_win_rate[i] = wr
+        out_ret_sq[i] = r
+        vol = r / (1.0 - bias[i])
+        vol = np.sqrt(vol * bars_per_year)
+
+        idx = base[i] + regime[i]
+        size = size_table[idx]
+        wr_mod = 1.0 if win_off[i] else _minimum(wr / win_ref[i], 1.0)
+        ref = vol_ref[i]
+        vol_mod = ref if vol != vol else (vol if vol > ref else ref)  # np.fmax
+        vol_mod = 1.0 if vol_off[i] else ref / vol_mod
+        size = size * wr_mod
+        size = size * vol_mod
+        depth = _minimum(_maximum(drawdown[i] / dd_ref[i], 0.0), 1.0)
+        if dd_off[i]:
+            depth = 0.0
+        size_min, size_max = low[0, i], high[0, i]
+        size = size + (size_min - size) * depth
+
+        for k in range(params.shape[0]):
+            target = fresh[k, idx]
+            if k == 0:
+                target = _minimum(_maximum(size, size_min), size_max)
+            old = params[k, i]
+            p = (target - old) * smoothing[k, i] + old
+            p = _minimum(_maximum(p, low[k, i]), high[k, i])
+            out_params[k, i] = 1.0 if disabled[i] else p

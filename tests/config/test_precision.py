@@ -41,3 +41,13 @@ def test_auto_on_a_gpu_and_explicit_values_pass_through(tmp_path):
 def test_auto_accelerator_without_a_gpu_follows_the_cpu(tmp_path):
     assert resolve_precision("auto", "auto", _cpuinfo(tmp_path)) == 32
     assert resolve_precision("auto", "auto", _cpuinfo(tmp_path, "amx_bf16")) == "bf16-mixed"
+
+
+def test_auto_keeps_small_minibatches_in_fp32_on_a_bf16_cpu(tmp_path):
+    from adan.config.precision import BF16_MIN_MINIBATCH
+
+    info = _cpuinfo(tmp_path, "amx_bf16")
+    assert resolve_precision("auto", "cpu", info, minibatch=BF16_MIN_MINIBATCH - 1) == 32
+    assert resolve_precision("auto", "cpu", info, minibatch=BF16_MIN_MINIBATCH) == "bf16-mixed"
+    assert resolve_precision("auto", "gpu", info, minibatch=8) == "bf16-mixed"
+    assert resolve_precision("bf16-mixed", "cpu", info, minibatch=8) == "bf16-mixed"

@@ -85,9 +85,17 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     refuse_used_checkpoint_dir(out_dir, cfg.get("ckpt_path"))
 
     # trainer.precision: auto becomes this machine's choice before the config is saved
-    precision = resolve_precision(cfg.trainer.get("precision", 32), cfg.trainer.accelerator)
+    agent = cfg.agent
+    minibatch = cfg.env.num_envs * agent.n_steps // agent.n_minibatches
+    precision = resolve_precision(
+        cfg.trainer.get("precision", 32), cfg.trainer.accelerator, minibatch=minibatch
+    )
     if precision != cfg.trainer.get("precision", 32):
-        log.info("trainer.precision=auto: %s on this machine", precision)
+        log.info(
+            "trainer.precision=auto: %s on this machine (update minibatches of %d rows)",
+            precision,
+            minibatch,
+        )
         with open_dict(cfg):
             cfg.trainer.precision = precision
     env, evaluator, splits = build_task(cfg, splits)

@@ -136,8 +136,9 @@ def test_every_output_is_bit_identical_to_the_recorded_simulator(name):
 
 
 # every branch of adan.market.kernels: borrow and the no-trade band, no band (SameStep),
-# estimated spread and impact, stop exits
-UNCOMPILED = ("constructor", "default_every_bar", "market_costs", "aggressive")
+# estimated spread and impact, pct stops without targets and ATR stops with them, the
+# behaviour engine
+UNCOMPILED = ("constructor", "default_every_bar", "market_costs", "aggressive", "moderate")
 
 
 def test_the_kernels_uncompiled_give_the_same_bits():

@@ -206,13 +206,9 @@ class TradingDesk:
         t1 = t + 1
         bar = [x.take(t1, axis=0) for x in (self._open, self._high, self._low)]
         intrabar = self._intrabar
-        if intrabar is not None and intrabar.any():
-            targets = self.stops.target.copy()
-            self.stops.target[intrabar] = np.nan
-            exit_, price, _ = self.stops.check(pf.units, *bar)
-            self.stops.target = np.where(intrabar & ~exit_, targets, self.stops.target)
-        else:
-            exit_, price, _ = self.stops.check(pf.units, *bar)
+        if intrabar is not None and not intrabar.any():
+            intrabar = None
+        exit_, price, _ = self.stops.check(pf.units, *bar, skip_target=intrabar)
         if not exit_.any():
             return None
         units = np.where(exit_, -pf.units, 0.0)

@@ -337,3 +337,112 @@ def behaviour_update(
             p = (target - old) * smoothing[k, i] + old
             p = _minimum(_maximum(p, low[k, i]), high[k, i])
             out_params[k, i] = 1.0 if disabled[i] else p
+
+
+# ------------------------------------------------------------------------------- stop book
+@njit(cache=True)
+def _sign(x: float) -> float:
+    """``np.sign`` of a float (NaN stays NaN)."""
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return x  # 0.0, -0.0 or NaN
+
+
+@njit(cache=True)
+def stop_levels(
+    before: np.ndarray,
+    after: np.ndarray,
+    price: np.ndarray,
+    t: np.ndarray,
+    consts: tuple,
+    stop_mult: np.ndarray,
+    target_mult: np.ndarray,
+    stop: np.ndarray,
+    target: np.ndarray,
+) -> None:
+    """`StopBook.on_fill` for every position (see there): ``stop`` / ``target`` [N, A] in
+    place. ``consts``: stop_loss, take_profit [N]; has_stop, has_target; pct [N] bool;
+    atr_slot [N] (-1: none); atr [S, T, A]. An empty ``*_mult``: no multiplier."""
+    stop_loss, take_profit, has_stop, has_target, pct, atr_slot, atr = consts
+    n, a = after.shape
+    for i in range(n):
+        ms = stop_loss[i] * stop_mult[i] if stop_mult.shape[0] else stop_loss[i]
+        mt = take_profit[i] * target_mult[i] if target_mult.shape[0] else take_profit[i]
+        slot = atr_slot[i]
+        for j in range(a):
+            x = after[i, j]
+            side = _sign(x)
+            if side != _sign(before[i, j]):  # opened, flipped or closed
+                p = price[i, j]
+                if pct[i]:
+                    unit = p
+                elif slot >= 0:
+                    unit = atr[slot, t[i], j]
+                else:
+                    unit = np.nan
+                signed_unit = unit * side
+                stop[i, j] = p - signed_unit * ms if has_stop else np.nan
+                target[i, j] = signed_unit * mt + p if has_target else np.nan
+            if x == 0:  # closed: no levels
+                stop[i, j] = np.nan
+                target[i, j] = np.nan
+
+
+@njit(cache=True)
+def stop_exits(
+    units: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    stop: np.ndarray,
+    target: np.ndarray,
+    skip_target: np.ndarray,
+    counts: tuple,
+    exit_: np.ndarray,
+    exit_price: np.ndarray,
+    kind: np.ndarray,
+) -> int:
+    """`StopBook.check` for every position (see there): ``exit_``, ``exit_price`` and
+    ``kind`` [N, A] out, ``counts`` (stop, target, gap [N]) in place; returns the number of
+    exits. Targets of positions where ``skip_target`` (empty: none) are not checked."""
+    count_stop, count_target, count_gap = counts
+    skip = skip_target.shape[0] > 0
+    exits = 0
+    for i in range(units.shape[0]):
+        for j in range(units.shape[1]):
+            u, o, h, lo = units[i, j], open_[i, j], high[i, j], low[i, j]
+            s = stop[i, j]
+            g = np.nan if skip and skip_target[i, j] else target[i, j]
+            # the lower of (open, low) and the higher of (open, high), as np.fmin / np.fmax
+            lowest = lo if o != o else (o if lo != lo or o < lo else lo)
+            highest = h if o != o else (o if h != h or o > h else h)
+            if u > 0:
+                hit = lowest <= s or highest >= g
+            elif u < 0:
+                hit = highest >= s or lowest <= g
+            else:
+                hit = False
+            exit_[i, j] = hit
+            exit_price[i, j] = np.nan
+            kind[i, j] = 0
+            if not hit:
+                continue
+            exits += 1
+            long = u > 0
+            stop_gap = o <= s if long else o >= s
+            target_gap = o >= g if long else o <= g
+            stop_hit = lo <= s if long else h >= s
+            target_hit = h >= g if long else lo <= g
+            is_target = target_gap or (target_hit and not stop_hit)
+            gap = target_gap if is_target else stop_gap
+            kind[i, j] = 2 if is_target else 1
+            exit_price[i, j] = o if gap else (g if is_target else s)
+            if is_target:
+                count_target[i] += 1
+            else:
+                count_stop[i] += 1
+            if gap:
+                count_gap[i] += 1
+    return exits

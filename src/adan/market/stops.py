@@ -15,11 +15,20 @@ import numpy as np
 import pandas as pd
 
 from adan.errors import check
+from adan.market import kernels
 from adan.market.profiles import profile_index
 
 MODES = ("none", "pct", "atr")
 NONE, PCT, ATR = 0, 1, 2
 EXIT_NONE, EXIT_STOP, EXIT_TARGET = 0, 1, 2
+_NO_SKIP = np.zeros((0, 0), dtype=bool)  # check() without a skip_target mask
+
+
+def _optional(mult: np.ndarray | None) -> np.ndarray:
+    """A per-env multiplier as float64 [N], or an empty array for none (the kernels' form)."""
+    return np.empty(0) if mult is None else np.ascontiguousarray(mult, dtype=np.float64)
+
+
 _KEY = "trading.stops"
 
 
@@ -148,6 +157,10 @@ class StopBook:
         self._atr_envs = np.flatnonzero(self._atr_slot >= 0)
         self._all_one_atr = bool(n and len(windows) == 1 and self._atr_envs.size == n)
 
+        self._consts = (
+            self.stop_loss, self.take_profit, self._has_stop, self._has_target,
+            self.mode == PCT, self._atr_slot, self._atr,
+        )  # fmt: skip
         self.stop = np.full((n, a), np.nan)
         self.target = np.full((n, a), np.nan)
         self.counts = {name: np.zeros(n, dtype=np.int64) for name in ("stop", "target", "gap")}
@@ -168,33 +181,22 @@ class StopBook:
         or stop_loss x ATR[t] (atr), times ``stop_mult`` [N]; the target likewise with
         take_profit and ``target_mult``. Long: stop below, target above; short: the reverse.
         Positions added to or reduced keep their levels; closed positions lose them.
+        Compiled: `kernels.stop_levels`.
         """
         if not self.active:
             return
-        before = np.asarray(units_before, dtype=np.float64)
-        after = np.asarray(units_after, dtype=np.float64)
-        side = np.sign(after)
-        changed = side != np.sign(before)  # opened, flipped or closed
-        closed = after == 0
-        if np.count_nonzero(changed):  # else the usual bar: positions only change size
-            price = np.asarray(fill_price, dtype=np.float64)
-            signed_unit = self._unit_distance(price, t) * side  # distance per multiple
-            if self._has_stop:
-                stop = signed_unit * self._multiple(self.stop_loss, self._stop_loss_na, stop_mult)
-                np.subtract(price, stop, out=stop)
-                np.putmask(self.stop, changed, stop)
-            else:
-                np.putmask(self.stop, changed, np.nan)
-            if self._has_target:
-                mult = self._multiple(self.take_profit, self._take_profit_na, target_mult)
-                target = signed_unit * mult
-                target += price
-                np.putmask(self.target, changed, target)
-            else:
-                np.putmask(self.target, changed, np.nan)
-        if np.count_nonzero(closed):  # no levels, whatever the update above wrote
-            np.putmask(self.stop, closed, np.nan)
-            np.putmask(self.target, closed, np.nan)
+        kernels.stop_levels(
+            np.ascontiguousarray(units_before, dtype=np.float64),
+            np.ascontiguousarray(units_after, dtype=np.float64),
+            np.ascontiguousarray(fill_price, dtype=np.float64),
+            self._per_env_t(t), self._consts, _optional(stop_mult), _optional(target_mult),
+            self.stop, self.target,
+        )  # fmt: skip
+
+    def _per_env_t(self, t: np.ndarray) -> np.ndarray:
+        """Decision bars as an [N] int64 array (a scalar applies to every env)."""
+        t = np.asarray(t, dtype=np.int64)
+        return t if t.shape == (self.num_envs,) else np.full(self.num_envs, t, dtype=np.int64)
 
     def _unit_distance(self, price: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Level distance per unit multiple [N, A] (read only): the fill price for pct envs,
@@ -229,7 +231,12 @@ class StopBook:
         return (per_env * np.asarray(mult, dtype=np.float64)).take(self._env_na)
 
     def check(
-        self, units: np.ndarray, open_: np.ndarray, high: np.ndarray, low: np.ndarray
+        self,
+        units: np.ndarray,
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        skip_target: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exits during the bar just traded, given its [N, A] open / high / low.
 
@@ -237,52 +244,24 @@ class StopBook:
         0 none, 1 stop, 2 target). A level the open is already through fills at the open
         (a gap); a level inside the bar's range fills at the level. When both levels lie
         within the range the stop is assumed hit first (conservative), unless the open gapped
-        through the target. Does not clear levels (see ``clear``); updates ``counts``.
+        through the target. Targets where ``skip_target`` [N, A] are not checked (a limit
+        filled inside this bar: its high or low may have come before the entry). Does not
+        clear levels (see ``clear``); updates ``counts``. Compiled: `kernels.stop_exits`.
         """
-        units = np.asarray(units, dtype=np.float64)
-        open_ = np.asarray(open_, dtype=np.float64)
-        high = np.asarray(high, dtype=np.float64)
-        low = np.asarray(low, dtype=np.float64)
-        stop, target = self.stop, self.target
-        # Which positions exit: those with a level gapped through by the open or touched by
-        # the range, i.e. reached by the lower of (open, low) or the higher of (open, high).
-        # fmin / fmax ignore a NaN price, as the separate comparisons would.
-        lowest, highest = np.fmin(open_, low), np.fmax(open_, high)
-        exit_ = lowest <= stop
-        exit_ |= highest >= target
-        exit_ &= units > 0
-        short_exit = highest >= stop
-        short_exit |= lowest <= target
-        short_exit &= units < 0
-        exit_ |= short_exit
-        exit_price = np.empty(exit_.shape)
-        exit_price.fill(np.nan)
-        kind = np.zeros(exit_.shape, dtype=np.int8)
-        if not np.count_nonzero(exit_):  # the usual bar: no level reached
-            return exit_, exit_price, kind
 
-        # How they exit, on the exiting positions only (flat indices into [N, A]).
-        at = exit_.ravel().nonzero()[0]
-        long = units.take(at) > 0  # else short: only open positions exit
-        o, h, lo = open_.take(at), high.take(at), low.take(at)
-        s, g = stop.take(at), target.take(at)
-        # Gaps: the open is already through a level (at most one can be: stop < target).
-        stop_gap = np.where(long, o <= s, o >= s)
-        target_gap = np.where(long, o >= g, o <= g)
-        # Touches within the bar's range.
-        stop_hit = np.where(long, lo <= s, h >= s)
-        target_hit = np.where(long, h >= g, lo <= g)
+        def f64(x: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(x, dtype=np.float64)
 
-        is_target = target_gap | (target_hit & ~stop_hit)
-        is_stop = ~is_target  # every position here exits
-        gap = np.where(is_stop, stop_gap, target_gap)
-        kind.put(at, np.where(is_stop, EXIT_STOP, EXIT_TARGET))
-        exit_price.put(at, np.where(gap, o, np.where(is_stop, s, g)))
-
-        env = at // self.num_assets
-        np.add.at(self.counts["stop"], env[is_stop], 1)
-        np.add.at(self.counts["target"], env[is_target], 1)
-        np.add.at(self.counts["gap"], env[gap], 1)
+        shape = self.stop.shape
+        exit_ = np.empty(shape, dtype=bool)
+        exit_price = np.empty(shape)
+        kind = np.empty(shape, dtype=np.int8)
+        skip = _NO_SKIP if skip_target is None else np.ascontiguousarray(skip_target, dtype=bool)
+        counts = (self.counts["stop"], self.counts["target"], self.counts["gap"])
+        kernels.stop_exits(
+            f64(units), f64(open_), f64(high), f64(low), self.stop, self.target, skip, counts,
+            exit_, exit_price, kind,
+        )  # fmt: skip
         return exit_, exit_price, kind
 
     def clear(self, mask_na: np.ndarray) -> None:

@@ -35,6 +35,7 @@ from adan.market.profiles import profile_index
 PARAMS = ("size", "stop", "target", "exposure")
 _KEY = "trading.dbe."
 _NUM_REGIMES = len(REGIME_NAMES)
+INPUTS = ("regime", "drawdown", "net_return", "holding")  # update()'s, for error messages
 _MAX_ABS = 1e6  # cap of |bar return| in the volatility estimate
 
 
@@ -287,14 +288,6 @@ class DynamicBehaviourEngine:
             )
         return value
 
-    def _finite(self, name: str, value: np.ndarray) -> np.ndarray:
-        """Input ``value`` [N] as float64, checked finite (a count that passes in the normal
-        case; the envs are looked up only when it fails)."""
-        value = self._array(name, value).astype(np.float64, copy=False)
-        if np.count_nonzero(np.isfinite(value)) < value.size:
-            self._check_finite(name, value)
-        return value
-
     @staticmethod
     def _check_finite(name: str, value: np.ndarray, what: str = "input") -> None:
         """Raise naming the envs where ``value`` [N] is not finite (the slow, exact check)."""
@@ -320,6 +313,24 @@ class DynamicBehaviourEngine:
                 f"{envs[:10].tolist()} (codes {regime[envs[:10]].tolist()})"
             )
         return codes
+
+    def _raise(
+        self,
+        status: int,
+        regime: np.ndarray,
+        drawdown: np.ndarray,
+        net_return: np.ndarray,
+        params: np.ndarray,
+    ) -> None:
+        """The error `kernels.behaviour_update` reported (``status``), named with its envs:
+        the checks in order (regime, drawdown, net return, outputs), the first that fails
+        raises."""
+        self._regime(regime)
+        self._check_finite("drawdown", drawdown)
+        self._check_finite("net_return", net_return)
+        for name, value in zip(PARAMS, params, strict=True):
+            self._check_finite(name, value, what="output")
+        raise AssertionError(f"behaviour_update reported {status} but every check passed")
 
     # ------------------------------------------------------------------------------- core
     def reset_envs(self, mask: np.ndarray, regime: np.ndarray) -> None:
@@ -358,35 +369,36 @@ class DynamicBehaviourEngine:
         over the bar). Raises BehaviourError on a wrong shape, a non-finite value or a regime
         code out of range, naming the envs; the engine is then left unchanged.
         """
-        regime = self._regime(regime)
-        drawdown = self._finite("drawdown", drawdown)
-        net_return = self._finite("net_return", net_return)
-        holding = self._array("holding", holding).astype(bool, copy=False)
+        n = self.num_envs
+        regime, drawdown, net_return, holding = (
+            np.asarray(x) for x in (regime, drawdown, net_return, holding)
+        )
+        if not (regime.shape == drawdown.shape == net_return.shape == holding.shape == (n,)):
+            for name, x in zip(INPUTS, (regime, drawdown, net_return, holding), strict=True):
+                self._array(name, x)
+        if regime.dtype != np.int64:
+            regime = self._regime(regime)
+        drawdown = drawdown.astype(np.float64, copy=False)
+        net_return = net_return.astype(np.float64, copy=False)
+        holding = holding.astype(bool, copy=False)
 
         # Performance estimates (this bar included: it closed before the next decision), the
-        # size modifiers and the EMA step of every param, compiled (`kernels.behaviour_update`).
+        # size modifiers and the EMA step of every param: one compiled pass, which checks its
+        # inputs and outputs first and changes nothing when one is wrong.
         count = self.count + 1
         bias = np.power(self._decay, count)
-        win_rate, ret_sq = np.empty(self.num_envs), np.empty(self.num_envs)
-        params = np.empty_like(self._params)
-        old = self._params
-        kernels.behaviour_update(
-            regime, drawdown, net_return, holding, self.win_rate, self.ret_sq, bias, old,
-            self._consts, win_rate, ret_sq, params,
-        )  # fmt: skip
-        if np.count_nonzero(np.isfinite(params)) < params.size:
-            for name, value in zip(PARAMS, params, strict=True):
-                self._check_finite(name, value, what="output")
-
-        # Commit only once every output is valid.
-        switched = self.regime != regime
-        if np.count_nonzero(switched):
-            switched &= self.regime >= 0  # -1: no regime seen yet
-            np.add.at(self.transitions, (self.regime[switched], regime[switched]), 1)
-        self.last_switches = int(np.count_nonzero(switched))
+        out = (np.empty(n), np.empty(n), np.empty_like(self._params), np.empty_like(self._params))
+        state = (self.regime, self.win_rate, self.ret_sq, self._params, self.transitions)
+        status = kernels.behaviour_update(
+            regime, drawdown, net_return, holding, state, bias, self._consts, out
+        )
+        if status:
+            self._raise(status, regime, drawdown, net_return, out[2])
+        win_rate, ret_sq, params, change = out
+        self.last_switches = int(np.count_nonzero((self.regime != regime) & (self.regime >= 0)))
         self.regime = regime.copy()
         self.win_rate, self.ret_sq, self.count = win_rate, ret_sq, count
-        self._set_params(params, params - old)
+        self._set_params(params, change)
         if self.logger.isEnabledFor(logging.DEBUG):
             self._log(regime)
         return self.params

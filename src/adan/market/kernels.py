@@ -281,26 +281,35 @@ def behaviour_update(
     drawdown: np.ndarray,
     net_return: np.ndarray,
     holding: np.ndarray,
-    win_rate: np.ndarray,
-    ret_sq: np.ndarray,
+    state: tuple,
     bias: np.ndarray,
-    params: np.ndarray,
     consts: tuple,
-    out_win_rate: np.ndarray,
-    out_ret_sq: np.ndarray,
-    out_params: np.ndarray,
-) -> None:
-    """One bar of `DynamicBehaviourEngine.update` for every env (see there), into the
-    ``out_*`` arrays (the engine commits them once they are checked finite).
+    out: tuple,
+) -> int:
+    """One bar of `DynamicBehaviourEngine.update` for every env (see there).
 
-    ``bias`` [N]: ``decay ** count`` (NumPy's power: its float64 power is not libm's on every
-    CPU). ``consts``: perf_rate, decay [N]; max |return|; bars per year; base [N] (env * R);
-    size table [N * R]; win_ref, win_off, vol_ref, vol_off, drawdown_ref, drawdown_off [N]
-    (the *_off masks pin a modifier to neutral); low, high, smoothing [4, N]; fresh [4, N * R];
-    disabled [N]."""
+    Returns 0 when done, else what is wrong, with nothing changed: 1 a regime code out of
+    range, 2 a non-finite drawdown or net return, 3 a non-finite output. ``state``: the
+    engine's regime, win_rate, ret_sq [N], params [4, N] and transitions [R, R] (read; the
+    transitions count this bar's switches in place once every check passed). ``out``: the new
+    win_rate, ret_sq [N], params and last change [4, N]. ``bias`` [N]: ``decay ** count``
+    (NumPy's power: its float64 power is not libm's on every CPU). ``consts``: perf_rate,
+    decay [N]; max |return|; bars per year; base [N] (env * R); size table [N * R]; win_ref,
+    win_off, vol_ref, vol_off, drawdown_ref, drawdown_off [N] (the *_off masks pin a
+    modifier to neutral); low, high, smoothing [4, N]; fresh [4, N * R]; disabled [N]."""
     (rate_, decay_, max_abs, bars_per_year, base, size_table, win_ref, win_off, vol_ref,
      vol_off, dd_ref, dd_off, low, high, smoothing, fresh, disabled) = consts  # fmt: skip
-    for i in range(regime.shape[0]):
+    last_regime, win_rate, ret_sq, params, transitions = state
+    out_win_rate, out_ret_sq, out_params, out_change = out
+    n = regime.shape[0]
+    num_regimes = transitions.shape[0]
+    for i in range(n):
+        if regime[i] < 0 or regime[i] >= num_regimes:
+            return 1
+        if not (np.isfinite(drawdown[i]) and np.isfinite(net_return[i])):
+            return 2
+    finite = True
+    for i in range(n):
         rate = rate_[i]
         # win rate moves by rate * (win - win_rate) on holding bars
         step = ((1.0 if net_return[i] > 0 else 0.0) - win_rate[i]) * rate
@@ -336,7 +345,17 @@ def behaviour_update(
             old = params[k, i]
             p = (target - old) * smoothing[k, i] + old
             p = _minimum(_maximum(p, low[k, i]), high[k, i])
-            out_params[k, i] = 1.0 if disabled[i] else p
+            if disabled[i]:
+                p = 1.0
+            out_params[k, i] = p
+            out_change[k, i] = p - old
+            finite = finite and np.isfinite(p)
+    if not finite:
+        return 3
+    for i in range(n):  # -1: no regime seen yet
+        if last_regime[i] >= 0 and last_regime[i] != regime[i]:
+            transitions[last_regime[i], regime[i]] += 1
+    return 0
 
 
 # ------------------------------------------------------------------------------- stop book

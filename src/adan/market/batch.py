@@ -22,11 +22,3 @@ def row_sum(x: np.ndarray) -> np.ndarray:
 def row_dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Sum over assets of ``x * y``: [N, A] x [N, A] -> [N]."""
     return row_sum(x * y)
-
-
-def row_count(mask: np.ndarray) -> np.ndarray:
-    """Number of true (or non-zero) entries per row: [N, A] -> [N] int64."""
-    out = (mask[:, 0] != 0).astype(np.int64)
-    for j in range(1, mask.shape[1]):
-        out += mask[:, j] != 0
-    return out

@@ -31,7 +31,7 @@ from adan.market.batch import row_sum
 from adan.market.behaviour import DynamicBehaviourEngine
 from adan.market.config import TradingConfig, assign_profiles
 from adan.market.execution import ExecutionModel, Fills, WorkingOrders
-from adan.market.kernels import fill_at_open
+from adan.market.kernels import close_exits, fill_at_open, fill_orders
 from adan.market.portfolio import Portfolio
 from adan.market.risk import RiskManager
 from adan.market.sizing import PositionSizer
@@ -155,17 +155,8 @@ class TradingDesk:
         before = pf.units
         if self.orders is None:  # market orders, filled in full at the open: one kernel
             fills = self._fill_at_open(weights, t, open1, pf, floor, band)
-        else:
-            equity_open = np.maximum(pf.value(open1), floor)
-            self.equity_open = equity_open
-            desired = weights * (equity_open[:, None] / open1)
-            held = pf.units * open1 / equity_open[:, None]
-            # a risk rule that acted sends a fresh order: a flatten is never left to expire
-            order = self.orders.submit(weights, desired, pf.units, held, self.clipped)
-            filled, price = self.execution.fill(order, t)
-            self.orders.after_fill(order, filled)
-            fills = self.execution.costs(filled, price, t)
-            pf.rebalance(before + filled, price, fills.total)
+        else:  # working orders (limit or participation-capped): one kernel too
+            fills = self._fill_orders(weights, t, open1, pf, floor, band)
         if self.stops is not None:
             mult = self.dbe.params if self.dbe is not None else {}
             self.stops.on_fill(
@@ -197,6 +188,27 @@ class TradingDesk:
         self.equity_open = equity_open
         return Fills(filled, open1, fee, spread, slippage, impact, total, notional)
 
+    def _fill_orders(
+        self, weights: np.ndarray, t: np.ndarray, open1: np.ndarray, pf: Portfolio,
+        floor: float, band: float,
+    ) -> Fills:  # fmt: skip
+        """Stage 4 with working orders (`kernels.fill_orders`)."""
+        n, a = weights.shape
+        ex = self.execution
+        new_units, filled, price = np.empty((n, a)), np.empty((n, a)), np.empty((n, a))
+        equity_open = np.empty(n)
+        costs = ex.cost_arrays(n, a)
+        fill_orders(
+            np.ascontiguousarray(weights, dtype=np.float64), pf.units, pf.avg_price, pf.cash,
+            pf.realised_pnl, open1, float(floor), self.clipped, self.orders.book, float(band),
+            self.orders.ttl, ex.fill_inputs(t), ex.rates(t, marketable=not ex.limit),
+            new_units, filled, price, costs, equity_open,
+        )  # fmt: skip
+        fee, spread, slippage, impact, total, notional = costs
+        pf.units = new_units
+        self.equity_open = equity_open
+        return Fills(filled, price, fee, spread, slippage, impact, total, notional)
+
     def protect(self, t: np.ndarray, pf: Portfolio) -> Fills | None:
         """Stops and targets hit during bar t+1 (stage 5); None when no profile uses them.
 
@@ -211,10 +223,14 @@ class TradingDesk:
         exit_, price, _ = self.stops.check(pf.units, *bar, skip_target=intrabar)
         if not exit_.any():
             return None
-        units = np.where(exit_, -pf.units, 0.0)
-        price = np.where(exit_, price, bar[0])
-        fills = self.execution.costs(units, price, t, marketable=True)
-        pf.close(exit_, price, fills.total)
+        n, a = exit_.shape
+        units, fill_price = np.empty((n, a)), np.empty((n, a))
+        costs = self.execution.cost_arrays(n, a)
+        close_exits(
+            exit_, price, bar[0], self.execution.rates(t, marketable=True), pf.units,
+            pf.avg_price, pf.cash, pf.realised_pnl, units, fill_price, costs,
+        )  # fmt: skip
+        fills = Fills(units, fill_price, *costs)
         self.stops.clear(exit_)
         if self.orders is not None:  # a stopped position is not re-bought by a working order
             self.orders.cancel_assets(exit_)

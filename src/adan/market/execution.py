@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adan.errors import check
-from adan.market.batch import row_count
+from adan.market import kernels
 from adan.market.kernels import fill_costs
 
 ORDER_TYPES = ("market", "limit")
@@ -189,29 +189,24 @@ class ExecutionModel:
         notional [N]."""
         return (*(np.empty((n, a)) for _ in range(4)), np.empty(n), np.empty(n))
 
-    def fill(self, order: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(filled units, fill price) [N, A] of signed ``order`` units decided at bars ``t``.
+    def fill_inputs(self, t: np.ndarray) -> tuple:
+        """What `kernels.fill_orders` needs of bar t+1 for orders decided at bars ``t``:
+        (limit orders?, the limit price = bar t's close, bar t+1's low, high [N, A] (empty for
+        market orders), the participation cap in units [N, A] (empty: none)).
 
         Market orders fill at bar t+1's open; limit orders rest at bar t's close (a working
         order is re-priced at every close) and fill only if bar t+1 trades through it, at the
-        open when it opens better. The participation cap
-        limits either to a fraction of bar t+1's volume.
-        """
+        open when it opens better. The participation cap limits either to a fraction of bar
+        t+1's volume."""
         t1 = t + 1
-        price = self._open.take(t1, axis=0)
-        filled = order
+        limit_px = low1 = high1 = most = _NO_ROWS
         if self.limit:
-            limit = self._close.take(t, axis=0)
-            buy = order > 0
-            low, high = self._low.take(t1, axis=0), self._high.take(t1, axis=0)
-            reached = np.where(buy, low <= limit, high >= limit)
-            price = np.where(buy, np.minimum(price, limit), np.maximum(price, limit))
-            filled = np.where(reached, order, 0.0)
+            limit_px = self._close.take(t, axis=0)
+            low1, high1 = self._low.take(t1, axis=0), self._high.take(t1, axis=0)
         cap = self.config.participation
         if cap is not None:
             most = cap * self._volume.take(t1, axis=0)
-            filled = np.clip(filled, -most, most)
-        return filled, price
+        return (self.limit, limit_px, low1, high1, most)
 
     def costs(
         self, units: np.ndarray, price: np.ndarray, t: np.ndarray, marketable: bool | None = None
@@ -231,32 +226,22 @@ class ExecutionModel:
         return Fills(units, price, fee, spread, slippage, impact, total, per_env)
 
 
-def outside_band(weights: np.ndarray, held: np.ndarray, band: float) -> np.ndarray:
-    """Where a target weight calls for an order [N, A]: it differs from the ``held`` weight
-    by more than ``band``, or it is flat and something is held (a flatten always goes out).
-
-    The no-trade band keeps a policy whose target jitters by a few percent every bar from
-    paying the spread on every jitter; with ``band=0`` every change is traded."""
-    if band <= 0:
-        return np.ones(weights.shape, dtype=bool)
-    out = np.abs(weights - held) > band
-    out |= (weights == 0) & (held != 0)
-    return out
-
-
 class WorkingOrders:
     """Orders still working per env and asset: a target position in units, its age in bars.
 
-    Each step the sized targets become new orders where no order works and the target weight
-    is outside the no-trade band around the held weight (``outside_band``), where it moved
-    more than ``rebalance_band`` from the working order's, or where ``force`` (a risk rule
-    acted). Otherwise the working order keeps its target and is retried. An
-    order not filled after ``ttl`` bars is cancelled (counted in ``expired``) and is not sent
-    again until the target moves. With full fills no order outlives its bar, so this is the
-    foundation's rebalance-every-bar behaviour.
+    Each step (`kernels.fill_orders`) the sized targets become new orders where no order
+    works and the target weight is outside the no-trade band around the held weight (or is
+    flat while something is held), where it moved more than ``rebalance_band`` from the
+    working order's, or where a risk rule acted. Otherwise the working order keeps its target
+    and is retried. An order not filled after ``ttl`` bars is cancelled (counted in
+    ``expired``) and is not sent again until the target moves. With full fills no order
+    outlives its bar, so this is the foundation's rebalance-every-bar behaviour.
+
+    The no-trade band keeps a policy whose target jitters by a few percent every bar from
+    paying the spread on every jitter; with ``band=0`` every change is traded.
     """
 
-    IDLE, WORKING, EXPIRED = 0, 1, 2
+    IDLE, WORKING, EXPIRED = kernels.IDLE, kernels.WORKING, kernels.EXPIRED
 
     def __init__(self, num_envs: int, num_assets: int, ttl: int, band: float) -> None:
         self.ttl, self.band = int(ttl), float(band)
@@ -269,41 +254,11 @@ class WorkingOrders:
         self.expired = np.zeros(num_envs, dtype=np.int64)  # orders cancelled by their TTL
         self.partial = np.zeros(num_envs, dtype=np.int64)  # fills that left a remainder
 
-    def submit(
-        self,
-        weights: np.ndarray,
-        desired_units: np.ndarray,
-        units: np.ndarray,
-        held: np.ndarray,
-        force: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Order [N, A] (signed units) to send this bar; ``held`` is the weight held now."""
-        idle = self.state == self.IDLE
-        new = np.where(idle, outside_band(weights, held, self.band),
-                       np.abs(weights - self.weight) > self.band)  # fmt: skip
-        if force is not None:
-            new |= force[:, None]
-        self.target = np.where(new, desired_units, self.target)
-        self.weight = np.where(new, weights, self.weight)
-        np.putmask(self.age, new, 0)
-        np.putmask(self.state, new, self.WORKING)
-        return np.where(self.state == self.WORKING, self.target - units, 0.0)
-
-    def after_fill(self, order: np.ndarray, filled: np.ndarray) -> None:
-        """Book one bar's fills: finished orders go idle, old unfilled ones expire.
-
-        ``filled`` is ``order`` itself where the order filled in full (the execution model
-        clips or zeroes the rest), so an exact comparison finds the remainders."""
-        working = self.state == self.WORKING
-        rest = working & (filled != order)
-        np.putmask(self.state, working ^ rest, self.IDLE)  # working and filled
-        if not rest.any():
-            return
-        self.partial += row_count(rest & (filled != 0))
-        self.age += rest
-        expire = rest & (self.age >= self.ttl)
-        np.putmask(self.state, expire, self.EXPIRED)
-        self.expired += row_count(expire)
+    @property
+    def book(self) -> tuple:
+        """The arrays `kernels.fill_orders` works in place: target, weight, age, state [N, A],
+        expired, partial [N]."""
+        return (self.target, self.weight, self.age, self.state, self.expired, self.partial)
 
     def cancel_assets(self, mask: np.ndarray) -> None:
         """Stop working the orders of (env, asset) ``mask`` [N, A] (a stop closed the position):

@@ -465,3 +465,152 @@ def stop_exits(
             if gap:
                 count_gap[i] += 1
     return exits
+
+
+# -------------------------------------------------------------------------- working orders
+IDLE, WORKING, EXPIRED = 0, 1, 2  # `WorkingOrders` states
+
+
+@njit(cache=True)
+def fill_orders(
+    weights: np.ndarray,
+    units: np.ndarray,
+    avg_price: np.ndarray,
+    cash: np.ndarray,
+    realised: np.ndarray,
+    open1: np.ndarray,
+    floor: float,
+    clipped: np.ndarray,
+    book: tuple,
+    band: float,
+    ttl: int,
+    bar: tuple,
+    rates: tuple,
+    new_units: np.ndarray,
+    filled: np.ndarray,
+    price: np.ndarray,
+    costs: tuple,
+    equity_open: np.ndarray,
+) -> None:
+    """Stage 4 with working orders, for every env: orders to ``weights`` [N, A] worked by
+    `WorkingOrders` (its ``book``: target, weight, age, state [N, A], expired, partial [N], in
+    place), filled during bar t+1 as `ExecutionModel.fill_inputs` describes (``bar``: limit
+    orders?, the limit price (bar t's close), bar t+1's low and high [N, A], or empty; the
+    participation cap in units [N, A], or empty), then costed and booked as `fill_at_open`
+    does. ``filled`` / ``price`` (out): the fills and their prices.
+
+    An order is sent where none works and the target weight is outside the no-trade ``band``
+    around the held weight (or flat with something held), where the target moved more than
+    ``band`` from the working order's, or where ``clipped`` (a risk rule acted). A limit
+    order fills only if bar t+1 trades through its price (at the open when it opens better);
+    the participation cap clips either. A filled order goes idle; a remainder keeps working
+    until ``ttl`` bars, then expires."""
+    target, weight, age, state, expired, partial = book
+    limit, limit_px, low1, high1, most = bar
+    has_cap = most.shape[0] > 0
+    n, a = weights.shape
+    for i in range(n):
+        value = units[i, 0] * open1[i, 0]
+        for j in range(1, a):
+            value += units[i, j] * open1[i, j]
+        eq = _maximum(cash[i] + value, floor)
+        equity_open[i] = eq
+        for j in range(a):
+            p, u, w = open1[i, j], units[i, j], weights[i, j]
+            desired = w * (eq / p)
+            held = u * p / eq
+            if state[i, j] == IDLE:
+                new = band <= 0 or abs(w - held) > band or (w == 0 and held != 0)
+            else:
+                new = abs(w - weight[i, j]) > band
+            if new or clipped[i]:  # a flatten after a risk rule is never left to expire
+                target[i, j], weight[i, j] = desired, w
+                age[i, j], state[i, j] = 0, WORKING
+            working = state[i, j] == WORKING
+            order = target[i, j] - u if working else 0.0
+            px, f = p, order
+            if limit:
+                lp = limit_px[i, j]
+                if order > 0:  # a buy rests at lp: filled if the low reaches it
+                    reached, px = low1[i, j] <= lp, _minimum(p, lp)
+                else:
+                    reached, px = high1[i, j] >= lp, _maximum(p, lp)
+                f = order if reached else 0.0
+            if has_cap:
+                f = _minimum(_maximum(f, -most[i, j]), most[i, j])  # np.clip
+            filled[i, j], price[i, j] = f, px
+            if working:
+                if f == order:
+                    state[i, j] = IDLE
+                else:  # a remainder: keeps working, or expires with its ttl
+                    partial[i] += f != 0
+                    age[i, j] += 1
+                    if age[i, j] >= ttl:
+                        state[i, j] = EXPIRED
+                        expired[i] += 1
+            new_units[i, j] = u + f
+        _costs_row(i, filled, price, rates, costs)
+        _rebalance_row(i, units, new_units, price, avg_price, cash, realised, costs[4][i])
+
+
+# ------------------------------------------------------------------------ stop/target exits
+@njit(cache=True)
+def _close_row(i, mask, prices, units, avg_price, cash, realised, cost):  # noqa: ANN001, ANN202
+    """`Portfolio.close` of env ``i``: sell ``mask``'s positions at ``prices``, pay ``cost``."""
+    got = gain = 0.0
+    for j in range(units.shape[1]):
+        sold = units[i, j] if mask[i, j] else 0.0
+        p = prices[i, j]
+        got = sold * p if j == 0 else got + sold * p
+        g = sold * (p - avg_price[i, j])
+        gain = g if j == 0 else gain + g
+    cash[i] += got
+    cash[i] -= cost
+    realised[i] += gain
+    realised[i] -= cost
+    for j in range(units.shape[1]):
+        if mask[i, j]:
+            units[i, j] = 0.0
+            avg_price[i, j] = 0.0
+
+
+@njit(cache=True)
+def close_positions(
+    mask: np.ndarray,
+    prices: np.ndarray,
+    costs: np.ndarray,
+    units: np.ndarray,
+    avg_price: np.ndarray,
+    cash: np.ndarray,
+    realised: np.ndarray,
+) -> None:
+    """`Portfolio.close` (see there) of every env, the book in place."""
+    for i in range(units.shape[0]):
+        _close_row(i, mask, prices, units, avg_price, cash, realised, costs[i])
+
+
+@njit(cache=True)
+def close_exits(
+    exit_: np.ndarray,
+    exit_price: np.ndarray,
+    open_: np.ndarray,
+    rates: tuple,
+    units: np.ndarray,
+    avg_price: np.ndarray,
+    cash: np.ndarray,
+    realised: np.ndarray,
+    exit_units: np.ndarray,
+    fill_price: np.ndarray,
+    costs: tuple,
+) -> None:
+    """Stops and targets ``exit_`` [N, A] (from `stop_exits`) closed at ``exit_price`` with
+    marketable ``rates``' costs: the exits' units and prices (the open where none) into
+    ``exit_units`` / ``fill_price``, their costs into ``costs`` (see `fill_costs`), and the
+    book (``units``, ``avg_price``, ``cash``, ``realised``) closed in place."""
+    for i in range(units.shape[0]):
+        for j in range(units.shape[1]):
+            hit = exit_[i, j]
+            exit_units[i, j] = -units[i, j] if hit else 0.0
+            fill_price[i, j] = exit_price[i, j] if hit else open_[i, j]
+        _costs_row(i, exit_units, fill_price, rates, costs)
+        _close_row(i, exit_, fill_price, units, avg_price, cash, realised, costs[4][i])

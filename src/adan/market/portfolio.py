@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adan.market.batch import row_dot
-from adan.market.kernels import rebalance
+from adan.market.kernels import close_positions, rebalance
 
 _STATE = (
     "cash",
@@ -73,14 +73,13 @@ class Portfolio:
     def close(self, mask: np.ndarray, prices: np.ndarray, costs: np.ndarray) -> None:
         """Close the positions ``mask`` [N, A] entirely at ``prices`` [N, A], paying
         ``costs`` [N]: what ``rebalance`` does for a target of zero units there, in fewer
-        passes (stop and target exits)."""
-        sold = np.where(mask, self.units, 0.0)
-        self.cash += row_dot(sold, prices)
-        self.cash -= costs
-        self.realised_pnl += row_dot(sold, prices - self.avg_price)
-        self.realised_pnl -= costs
-        self.units = np.where(mask, 0.0, self.units)
-        self.avg_price = np.where(mask, 0.0, self.avg_price)
+        passes (`kernels.close_positions`; the stop and target exits use its row in
+        `kernels.close_exits`)."""
+        close_positions(
+            np.ascontiguousarray(mask, dtype=bool), np.ascontiguousarray(prices, dtype=np.float64),
+            np.ascontiguousarray(costs, dtype=np.float64), self.units, self.avg_price,
+            self.cash, self.realised_pnl,
+        )  # fmt: skip
 
     def unrealised_pnl(self, prices: np.ndarray) -> np.ndarray:
         """Open-position PnL [N] at ``prices`` [N, A] versus average entry prices."""

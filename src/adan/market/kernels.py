@@ -614,3 +614,32 @@ def close_exits(
             fill_price[i, j] = exit_price[i, j] if hit else open_[i, j]
         _costs_row(i, exit_units, fill_price, rates, costs)
         _close_row(i, exit_, fill_price, units, avg_price, cash, realised, costs[4][i])
+
+
+# ---------------------------------------------------------------------------------- sizing
+@njit(cache=True)
+def clip_actions(
+    actions: np.ndarray, low: float, high: float, shift: float, out: np.ndarray
+) -> bool:
+    """``out`` [N, A] = actions clipped to [low, high] (as ``np.clip``), as float64, minus
+    ``shift``; False (``out`` incomplete) if an action is NaN or infinite."""
+    for i in range(actions.shape[0]):
+        for j in range(actions.shape[1]):
+            x = actions[i, j]
+            if not np.isfinite(x):
+                return False
+            out[i, j] = np.float64(_minimum(_maximum(x, low), high)) - shift
+    return True
+
+
+@njit(cache=True)
+def cap_gross(weights: np.ndarray, max_gross: float) -> None:
+    """Scale each row of ``weights`` [N, A] down, in place, so ``sum |w| <= max_gross``."""
+    for i in range(weights.shape[0]):
+        gross = abs(weights[i, 0])
+        for j in range(1, weights.shape[1]):
+            gross += abs(weights[i, j])
+        if gross > max_gross:
+            scale = max_gross / (gross if gross > 1e-300 else 1e-300)
+            for j in range(weights.shape[1]):
+                weights[i, j] *= scale

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adan.errors import ConfigError, check
+from adan.market import kernels
 from adan.market.batch import row_sum
 from adan.market.execution import bar_volatility
 
@@ -69,25 +70,25 @@ def action_weights(actions: np.ndarray, action_mode: str, allow_short: bool) -> 
     Continuous actions are clipped; discrete ones pick -1/0/+1 (short/flat/long; long-only:
     0 = flat, 1 = long). NaN or infinite actions raise.
     """
-    if not np.isfinite(actions).all():
-        raise ValueError("actions contain NaN or infinite values")
+    actions = np.asarray(actions)
+    if actions.ndim != 2:  # the kernel works on [N, A]
+        return action_weights(actions.reshape(-1, actions.shape[-1] if actions.ndim else 1),
+                              action_mode, allow_short).reshape(actions.shape)  # fmt: skip
     if action_mode == "discrete":
-        choices = num_discrete_actions(allow_short)
-        weights = np.clip(actions, 0, choices - 1).astype(np.float64)
-        if choices == 3:
-            weights -= 1.0
+        high, shift = num_discrete_actions(allow_short) - 1.0, float(allow_short)
+        low = 0.0
     else:
-        low = -1.0 if allow_short else 0.0
-        weights = np.clip(actions, low, 1.0).astype(np.float64)
+        low, high, shift = (-1.0 if allow_short else 0.0), 1.0, 0.0
+    weights = np.empty(actions.shape)
+    if not kernels.clip_actions(actions, low, high, shift, weights):
+        raise ValueError("actions contain NaN or infinite values")
     return weights
 
 
-def cap_gross(weights: np.ndarray, max_gross: float | np.ndarray) -> np.ndarray:
-    """Scale each row down (in place) so ``sum |w| <= max_gross``; returns ``weights``."""
-    gross = row_sum(np.abs(weights))
-    over = gross > max_gross
-    if over.any():
-        weights *= np.where(over, max_gross / np.maximum(gross, 1e-300), 1.0)[:, None]
+def cap_gross(weights: np.ndarray, max_gross: float) -> np.ndarray:
+    """Scale each row down (in place) so ``sum |w| <= max_gross``; returns ``weights``
+    (`kernels.cap_gross`; ``weights`` float64 [N, A])."""
+    kernels.cap_gross(weights, float(max_gross))
     return weights
 
 

@@ -643,3 +643,85 @@ def cap_gross(weights: np.ndarray, max_gross: float) -> None:
             scale = max_gross / (gross if gross > 1e-300 else 1e-300)
             for j in range(weights.shape[1]):
                 weights[i, j] *= scale
+
+
+# ------------------------------------------------------------------------------ risk limits
+@njit(cache=True)
+def risk_flatten(
+    w: np.ndarray,
+    t: np.ndarray,
+    equity: np.ndarray,
+    drawdown: np.ndarray,
+    state: tuple,
+    consts: tuple,
+    kill_changed: np.ndarray,
+    daily_changed: np.ndarray,
+) -> tuple:
+    """The kill switch and the daily loss halt of `RiskManager.apply` (see there), for every
+    env: rows of ``w`` [N, A] flattened in place. ``state`` (in place): killed, halted,
+    day_start_equity, current_day [N]. ``consts``: day [T]; has_kill; max_drawdown [N];
+    has_daily; daily_keep [N]. ``*_changed`` (out): rows the rule flattened that held a
+    weight. Returns how many rows each rule changed."""
+    killed, halted, day_start, current_day = state
+    day, has_kill, max_drawdown, has_daily, daily_keep = consts
+    kills = halts = 0
+    for i in range(w.shape[0]):
+        if has_kill and drawdown[i] >= max_drawdown[i]:
+            killed[i] = True
+        kill_changed[i] = False
+        if killed[i]:  # sticky until the episode ends
+            kill_changed[i] = _flatten_row(w, i)
+            kills += kill_changed[i]
+        today = day[t[i]]
+        if today != current_day[i]:  # a new day re-bases the opening equity, lifts the halt
+            day_start[i] = equity[i]
+            halted[i] = False
+        current_day[i] = today
+        if has_daily and equity[i] <= day_start[i] * daily_keep[i]:
+            halted[i] = True
+        daily_changed[i] = False
+        if halted[i]:
+            daily_changed[i] = _flatten_row(w, i)
+            halts += daily_changed[i]
+    return kills, halts
+
+
+@njit(cache=True)
+def _flatten_row(w: np.ndarray, i: int) -> bool:
+    """Zero row ``i`` of ``w``; whether it held a non-zero weight."""
+    held = False
+    for j in range(w.shape[1]):
+        held = held or w[i, j] != 0
+        w[i, j] = 0.0
+    return held
+
+
+@njit(cache=True)
+def risk_within(
+    w: np.ndarray, pos_limit: np.ndarray, gross_limit: np.ndarray, cap: np.ndarray,
+    consts: tuple, within: np.ndarray,
+) -> int:  # fmt: skip
+    """Rows of ``w`` [N, A] that tier, max_position, max_concentration, max_net and max_gross
+    (and the exposure ``cap`` [N], empty: none) would all leave unchanged, into ``within``
+    [N] (a NaN row never is); returns how many are not. ``consts``: has_conc, max
+    concentration [N], has_net, max_net [N]."""
+    has_conc, max_conc, has_net, max_net = consts
+    has_cap = cap.shape[0] > 0
+    outside = 0
+    for i in range(w.shape[0]):
+        big = gross = abs(w[i, 0])
+        net = w[i, 0]
+        for j in range(1, w.shape[1]):
+            m = abs(w[i, j])
+            big = _maximum(big, m)
+            gross += m
+            net += w[i, j]
+        limit = _minimum(gross_limit[i], cap[i]) if has_cap else gross_limit[i]
+        ok = big <= pos_limit[i] and gross <= limit
+        if has_conc and big > max_conc[i] * gross and gross > 0:
+            ok = False
+        if has_net and not abs(net) <= max_net[i]:
+            ok = False
+        within[i] = ok
+        outside += not ok
+    return outside

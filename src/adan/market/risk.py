@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from adan.errors import check
-from adan.market.batch import row_sum
+from adan.market import kernels
 from adan.market.profiles import profile_index
 
 RULES = (
@@ -30,6 +30,7 @@ RULES = (
 )
 _KEY = "trading.risk"
 _EPS = 1e-12
+_NO_CAP = np.zeros(0)  # no exposure cap (the kernels' form)
 
 
 def _number(value: object, key: str, none_ok: bool = True) -> float | None:
@@ -325,6 +326,14 @@ class RiskManager:
         # Shared by every rule that changed nothing on a step; read-only so it stays all False.
         self._unchanged = np.zeros(n, dtype=bool)
         self._unchanged.flags.writeable = False
+        self._flatten_consts = (
+            self.day,
+            self._has_kill,
+            self.max_drawdown,
+            self._has_daily,
+            self._daily_keep,
+        )
+        self._within_consts = (self._has_conc, self.max_concentration, self._has_net, self.max_net)
         # The rules ``_limit_rows`` records (tier only with tiers, as it is never applied
         # without: a restored ``breached["tier"]`` then stays as loaded).
         self._limit_rules = ("max_position", "max_gross", "max_net", "max_concentration")
@@ -388,21 +397,15 @@ class RiskManager:
         if exposure_cap is not None:
             exposure_cap = _per_env_array(exposure_cap, np.float64, n)
 
-        # Kill switch: sticky until reset_envs.
-        if self._has_kill:
-            self.killed |= drawdown >= self.max_drawdown
-        self._flatten("kill_switch", w, self.killed)
-
-        # Daily loss: a new day re-bases the opening equity and lifts the halt.
-        today = self.day[t]
-        new_day = today != self.current_day
-        self.current_day = today  # where(new_day, today, current_day) is today everywhere
-        if new_day.any():
-            np.copyto(self.day_start_equity, equity, where=new_day)
-            self.halted &= ~new_day
-        if self._has_daily:
-            self.halted |= equity <= self.day_start_equity * self._daily_keep
-        self._flatten("daily_loss", w, self.halted)
+        # Kill switch (sticky until reset_envs), then the daily loss halt (a new day re-bases
+        # the opening equity and lifts it): both flatten, in one compiled pass.
+        kill_changed, daily_changed = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        state = (self.killed, self.halted, self.day_start_equity, self.current_day)
+        kills, halts = kernels.risk_flatten(
+            w, t, equity, drawdown, state, self._flatten_consts, kill_changed, daily_changed
+        )
+        self._record("kill_switch", kill_changed, kills)
+        self._record("daily_loss", daily_changed, halts)
 
         if self._hedge_envs.size:
             self._hedge(w, t)
@@ -410,32 +413,24 @@ class RiskManager:
         # Rows within every limit would come out of the rules unchanged: only the others
         # (usually a few, or none) run them.
         slot = self._tier_slot(equity) if self.has_tiers else None
-        within = self._within_limits(w, slot, exposure_cap)
-        rows = None if within.all() else np.flatnonzero(~within)
-        self._limit_rows(w, rows, slot, exposure_cap)
-        return w
-
-    def _within_limits(
-        self, w: np.ndarray, slot: np.ndarray | None, exposure_cap: np.ndarray | None
-    ) -> np.ndarray:
-        """[N] bool: rows that tier, max_position, max_concentration, max_net and max_gross
-        would all leave unchanged (computed as those rules do; a NaN row is never within)."""
         if slot is None:
             pos_limit, gross_limit = self.max_position, self.max_gross
         else:
             pos_limit, gross_limit = self._tab_pos_limit[slot], self._tab_gross_limit[slot]
-        if exposure_cap is not None:
-            gross_limit = np.minimum(gross_limit, exposure_cap)
-        mag = np.abs(w)
-        big, gross = _row_max(mag), row_sum(mag)
-        within = big <= pos_limit
-        within &= gross <= gross_limit
-        if self._has_conc:
-            with np.errstate(invalid="ignore"):
-                within &= ~((big > self.max_concentration * gross) & (gross > 0))
-        if self._has_net:
-            within &= np.abs(row_sum(w)) <= self.max_net
-        return within
+        within = np.empty(n, dtype=bool)
+        cap = _NO_CAP if exposure_cap is None else exposure_cap
+        outside = kernels.risk_within(w, pos_limit, gross_limit, cap, self._within_consts, within)
+        rows = np.flatnonzero(~within) if outside else None
+        self._limit_rows(w, rows, slot, exposure_cap)
+        return w
+
+    def _record(self, rule: str, changed: np.ndarray, count: int) -> None:
+        """Rule ``rule`` changed rows ``changed`` [N] (``count`` of them) on this step."""
+        if count:
+            self.clips[rule] += changed
+            self.breached[rule] = changed
+        else:
+            self.breached[rule] = self._unchanged
 
     def _limit_rows(
         self,
@@ -495,15 +490,6 @@ class RiskManager:
         else:
             breached = self._unchanged
         self.breached[rule] = breached
-
-    def _flatten(self, rule: str, w: np.ndarray, mask: np.ndarray) -> None:
-        """Zero rows ``mask`` of ``w`` in place; those that had a position count for ``rule``."""
-        if not mask.any():
-            self.breached[rule] = self._unchanged
-            return
-        rows = np.flatnonzero(mask)
-        self._record_rows(rule, rows, (w[rows] != 0).any(axis=1))
-        w[rows] = 0.0
 
     def _hedge(self, w: np.ndarray, t: np.ndarray) -> None:
         """Set each hedged env's hedge-asset weight to -sum_{a != h} beta[t, a] w_a."""

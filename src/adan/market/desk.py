@@ -125,10 +125,11 @@ class TradingDesk:
     # ------------------------------------------------------------------------ one decision
     def decide(self, actions: np.ndarray, t: np.ndarray, pf: Portfolio) -> np.ndarray:
         """Target weights [N, A] for actions decided at bars ``t`` (stages 1-3)."""
-        tier_risk = None
-        if self.risk is not None:
-            tier_risk = self.risk.risk_per_trade(pf.equity)
-        distance = self.stop_distance(t) if self.sizer.needs_stop_distance else None
+        tier_risk = distance = None
+        if self.sizer.needs_stop_distance:  # risk-per-trade sizing: the stop, the tier's risk
+            distance = self.stop_distance(t)
+            if self.risk is not None:
+                tier_risk = self.risk.risk_per_trade(pf.equity)
         weights = self.sizer.weights(actions, t, distance, tier_risk)
         if self.smoothed is not None:  # EMA of the sized targets: a jittery policy holds still
             weights = self.smoothing * self.smoothed + (1.0 - self.smoothing) * weights

@@ -20,8 +20,9 @@ Workloads (each side timed the same way; what each includes is in the table):
   the same env steps; neither side evaluates. (a) stocks-v0, MLP 64-64 tanh actor and critic;
   (b) ADAN's env on its small market (adan/Trading-v0; ADAN: ``data.source.n_bars=4000``),
   ADAN's CustomCNN shared by 64-unit tanh heads on both sides (SB3: as its features
-  extractor). ADAN runs its defaults: ``trainer.precision: auto`` is bf16-mixed on a CPU with
-  bf16 units; SB3 runs fp32.
+  extractor). ADAN runs its defaults: ``trainer.precision: auto``, which is fp32 for these
+  minibatches of 128 rows (bf16-mixed only from 512 rows on a CPU with bf16 units); SB3 runs
+  fp32.
 - CartPole-v1 to the stop rule (mean deterministic return > 495 over 30 episodes, checked
   every 3072 env steps): the whole process, start to exit, for both
   (`python train.py experiment=cartpole` and `python experiments/sb3_cartpole.py`).

@@ -137,9 +137,10 @@ def test_every_output_is_bit_identical_to_the_recorded_simulator(name):
 
 # every branch of adan.market.kernels: borrow and the no-trade band, no band (SameStep),
 # estimated spread and impact, pct stops without targets and ATR stops with them, the
-# behaviour engine, working orders (participation-capped market orders; limit orders)
+# behaviour engine, working orders (participation-capped market orders; limit orders), risk
+# limits, profiles mixed in one batch (an env without stops beside ones with them)
 UNCOMPILED = ("constructor", "default_every_bar", "market_costs", "aggressive", "moderate",
-              "limit_orders")  # fmt: skip
+              "limit_orders", "conservative", "multi_profile")  # fmt: skip
 
 
 def test_the_kernels_uncompiled_give_the_same_bits():

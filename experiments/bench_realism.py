@@ -12,7 +12,12 @@ against ``default``.
     python experiments/bench_realism.py                         # writes results/bench_realism.md
     python experiments/bench_realism.py --baseline-ref 42d6460  # also time an older simulator
     python experiments/bench_realism.py --quick
+    python experiments/bench_realism.py --before b8fff0c  # every profile at REF and now
     python experiments/bench_realism.py --train   # also: PPO training env-steps/s per profile
+
+``--before REF`` times every profile of revision REF beside today's, interleaved (REF's
+profile, then today's, each in a fresh process) in the same sitting, and prints the speed-up
+of each: how much a change of the simulator bought, like for like.
 
 ``--train`` runs ``python train.py trading=<profile>`` for 65,536 steps (the default model and
 64 envs) and reports the median of its ``time/sps``: what realism costs a training run, where
@@ -159,6 +164,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="0.5 s cells instead of 2 s")
     parser.add_argument("--baseline-ref", help="git revision whose simulator to time as well")
     parser.add_argument("--train", action="store_true", help="also time short training runs")
+    parser.add_argument("--before", help="git revision whose profiles to time beside today's")
     args = parser.parse_args()
     seconds = 0.5 if args.quick else 2.0
     lines = [
@@ -173,6 +179,9 @@ def main() -> None:
         + (f" --baseline-ref {args.baseline_ref}" if args.baseline_ref else "")
         + (" --train`" if args.train else "`"),
     ]
+    if args.before:  # its own file: results/bench_realism_<ref>.md
+        before_and_after(args.before, seconds)
+        return
     tree = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.baseline_ref:
@@ -208,10 +217,61 @@ def main() -> None:
             "|---|---:|---:|",
         ]
         lines += [f"| {p} | {v:,.0f} | {sps['default'] / v:.2f}x |" for p, v in sps.items()]
+    _write(lines)
+
+
+def _write(lines: list[str], path: Path = RESULTS) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+
+
+def before_and_after(ref: str, seconds: float) -> list[str]:
+    """Every profile at revision ``ref`` and now, interleaved, random actions: a table of
+    env-steps/s and the speed-up per batch size (written to results/bench_realism_<ref>.md
+    too)."""
+    rows: dict[str, tuple[dict[int, float], dict[int, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT,
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            for profile in PROFILES:
+                old = run_child(profile, seconds, tree / "src", "random")
+                new = run_child(profile, seconds, ROOT / "src", "random")
+                rows[profile] = (old, new)
+                print(profile, {n: f"{new[n] / old[n]:.2f}x" for n in BATCHES}, flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                           check=True, capture_output=True)  # fmt: skip
+    out = [
+        f"## Before ({ref}) and now, random actions: env-steps/s, speed-up in brackets",
+        "",
+        "| trading | " + " | ".join(f"N={n}" for n in BATCHES) + " |",
+        "|---|" + "---:|" * len(BATCHES),
+    ]
+    for name, (old, new) in rows.items():
+        cells = [f"{old[n]:,.0f} -> {new[n]:,.0f} ({new[n] / old[n]:.2f}x)" for n in BATCHES]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out += ["", "Time per step over `default`'s, in the same revision:", "",
+            "| trading | " + " | ".join(f"N={n} before / now" for n in BATCHES) + " |",
+            "|---|" + "---:|" * len(BATCHES)]  # fmt: skip
+    base_old, base_new = rows["default"]
+    for name, (old, new) in rows.items():
+        cells = [f"{base_old[n] / old[n]:.2f}x / {base_new[n] / new[n]:.2f}x" for n in BATCHES]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    head = [
+        "# What trading realism costs: before and after",
+        "",
+        "`VecTradingEnv` env-steps/s on the default synthetic market (2 assets, 9 features,",
+        f"window {WINDOW}, one thread), revision {ref} and today's tree timed in turn, each in a",
+        f"fresh process, {seconds:g} s a cell. Machine: {platform.processor() or platform.machine()},",
+        f"{os.cpu_count()} cores. Command: `python experiments/bench_realism.py --before {ref}`",
+        "",
+    ]
+    _write([*head, *out], RESULTS.with_name(f"bench_realism_{ref}.md"))
+    return out
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import pytorch_lightning as pl
 import torch
 from gymnasium.vector import AutoresetMode
 
+from adan.agents.inference import small_batch_inference
 from adan.agents.rollout import RolloutBuffer, compute_gae, minibatches, obs_to_tensor, take
 from adan.agents.schema import PPOConfig
 from adan.checkpoint_format import STATE_KEY
@@ -181,7 +182,8 @@ class PPO(pl.LightningModule):
         self.policy.train(False)
         for step in range(hp.n_steps):
             obs_t = obs_to_tensor(self._obs, self.device)
-            action, log_prob, value = self.policy(obs_t)
+            with small_batch_inference(self.num_envs, self.device):
+                action, log_prob, value = self.policy(obs_t)
             env_action = self.policy.to_env_action(action)
             if not np.isfinite(env_action).all():
                 self._diverged("the policy's actions", f"step {step} of the rollout")

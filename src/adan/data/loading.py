@@ -467,11 +467,18 @@ def _stream_csv(
             ),
             convert_options=convert,
         )
-        for batch in reader:
-            if _ts_kind(batch.schema.field(mapping["timestamp"]).type) != ts_kind:
-                # numbers in the first block, text later: parse the whole column as text
-                raise pa.ArrowInvalid("timestamp column changes type")
-            out.add(*_batch_arrays(batch, mapping, ts_kind, out.n, bad, dialect["decimal"]))
+        try:
+            for batch in reader:
+                if _ts_kind(batch.schema.field(mapping["timestamp"]).type) != ts_kind:
+                    # numbers in the first block, text later: parse the whole column as text
+                    raise pa.ArrowInvalid("timestamp column changes type")
+                out.add(*_batch_arrays(batch, mapping, ts_kind, out.n, bad, dialect["decimal"]))
+        finally:
+            # Stop its background read-ahead before the stream closes: a reader left running
+            # after an error (the caller then reads the file again as text) could read from
+            # the next stream opened on the same file descriptor, and that read would miss
+            # the header.
+            reader.close()
     if any(line is None for line, _ in malformed) and use_threads:
         # pyarrow knows the line of a bad row only when parsing on one thread
         return _stream_csv(path, mapping, ignored, types, ts_kind, dialect, use_threads=False)

@@ -36,8 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from adan.market.spec import MarketSpec
-
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("default", "conservative", "moderate", "aggressive", "multi_profile")
 BATCHES = (64, 1024, 4096)
@@ -101,13 +99,14 @@ def bench_cell(profile: str, num_envs: int, seconds: float, pattern: str) -> flo
     from adan.rewards import SimpleReward
 
     data = market()
-    env = VecTradingEnv(
-        MarketSpec.of(data, trading=trading(profile), window=WINDOW),
-        SimpleReward(),
-        num_envs=num_envs,
-        episode_length=256,
-        seed=0,
-    )
+    try:
+        from adan.market.spec import MarketSpec
+    except ImportError:  # a revision before MarketSpec (--baseline-ref 42d6460, the foundation)
+        env = VecTradingEnv(data, trading(profile), SimpleReward(), num_envs=num_envs,
+                            window=WINDOW, episode_length=256, seed=0)  # fmt: skip
+    else:
+        spec = MarketSpec.of(data, trading=trading(profile), window=WINDOW)
+        env = VecTradingEnv(spec, SimpleReward(), num_envs=num_envs, episode_length=256, seed=0)
     env.reset(seed=0)
     acts = actions(pattern, num_envs)
     for i in range(20):

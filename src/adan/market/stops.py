@@ -22,14 +22,12 @@ MODES = ("none", "pct", "atr")
 NONE, PCT, ATR = 0, 1, 2
 EXIT_NONE, EXIT_STOP, EXIT_TARGET = 0, 1, 2
 _NO_SKIP = np.zeros((0, 0), dtype=bool)  # check() without a skip_target mask
+_KEY = "trading.stops"
 
 
 def _optional(mult: np.ndarray | None) -> np.ndarray:
     """A per-env multiplier as float64 [N], or an empty array for none (the kernels' form)."""
     return np.empty(0) if mult is None else np.ascontiguousarray(mult, dtype=np.float64)
-
-
-_KEY = "trading.stops"
 
 
 @dataclass

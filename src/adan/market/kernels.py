@@ -295,7 +295,7 @@ def behaviour_update(
     win_rate, ret_sq [N], params and last change [4, N]. ``bias`` [N]: ``decay ** count``
     (NumPy's power: its float64 power is not libm's on every CPU). ``consts``: perf_rate,
     decay [N]; max |return|; bars per year; base [N] (env * R); size table [N * R]; win_ref,
-    win_off, vol_ref, vol_off, drawdown_ref, drawdown_off [N] (the *_off masks pin a
+    win_off, vol_ref, vol_off, drawdown_ref, drawdown_off [N] (the ``*_off`` masks pin a
     modifier to neutral); low, high, smoothing [4, N]; fresh [4, N * R]; disabled [N]."""
     (rate_, decay_, max_abs, bars_per_year, base, size_table, win_ref, win_off, vol_ref,
      vol_off, dd_ref, dd_off, low, high, smoothing, fresh, disabled) = consts  # fmt: skip

@@ -154,10 +154,7 @@ class TradingDesk:
         open1 = self._open.take(t + 1, axis=0)
         band = self.execution.config.rebalance_band
         before = pf.units
-        if self.orders is None:  # market orders, filled in full at the open: one kernel
-            fills = self._fill_at_open(weights, t, open1, pf, floor, band)
-        else:  # working orders (limit or participation-capped): one kernel too
-            fills = self._fill_orders(weights, t, open1, pf, floor, band)
+        fills = self._fill(weights, t, open1, pf, floor, band)
         if self.stops is not None:
             mult = self.dbe.params if self.dbe is not None else {}
             self.stops.on_fill(
@@ -170,45 +167,35 @@ class TradingDesk:
                 self._intrabar = (fills.units != 0) & (fills.price != open1)
         return fills
 
-    def _fill_at_open(
+    def _fill(
         self, weights: np.ndarray, t: np.ndarray, open1: np.ndarray, pf: Portfolio,
         floor: float, band: float,
     ) -> Fills:  # fmt: skip
-        """Stage 4 for market orders that fill in full (`kernels.fill_at_open`)."""
+        """Stage 4 in one kernel: market orders filled in full at the open
+        (`kernels.fill_at_open`), or working orders (`kernels.fill_orders`: limit or
+        participation-capped)."""
         n, a = weights.shape
         ex = self.execution
         new_units, filled, equity_open = np.empty((n, a)), np.empty((n, a)), np.empty(n)
         costs = ex.cost_arrays(n, a)
-        fill_at_open(
-            np.ascontiguousarray(weights, dtype=np.float64), pf.units, pf.avg_price, pf.cash,
-            pf.realised_pnl, open1, float(floor), float(band), self.clipped,
-            ex.rates(t, marketable=True), new_units, filled, costs, equity_open,
-        )  # fmt: skip
-        fee, spread, slippage, impact, total, notional = costs
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        book = (pf.units, pf.avg_price, pf.cash, pf.realised_pnl, open1, float(floor))
+        if self.orders is None:
+            price = open1
+            fill_at_open(
+                weights, *book, float(band), self.clipped, ex.rates(t, marketable=True),
+                new_units, filled, costs, equity_open,
+            )  # fmt: skip
+        else:
+            price = np.empty((n, a))
+            fill_orders(
+                weights, *book, self.clipped, self.orders.book, float(band), self.orders.ttl,
+                ex.fill_inputs(t), ex.rates(t, marketable=not ex.limit), new_units, filled,
+                price, costs, equity_open,
+            )  # fmt: skip
         pf.units = new_units
         self.equity_open = equity_open
-        return Fills(filled, open1, fee, spread, slippage, impact, total, notional)
-
-    def _fill_orders(
-        self, weights: np.ndarray, t: np.ndarray, open1: np.ndarray, pf: Portfolio,
-        floor: float, band: float,
-    ) -> Fills:  # fmt: skip
-        """Stage 4 with working orders (`kernels.fill_orders`)."""
-        n, a = weights.shape
-        ex = self.execution
-        new_units, filled, price = np.empty((n, a)), np.empty((n, a)), np.empty((n, a))
-        equity_open = np.empty(n)
-        costs = ex.cost_arrays(n, a)
-        fill_orders(
-            np.ascontiguousarray(weights, dtype=np.float64), pf.units, pf.avg_price, pf.cash,
-            pf.realised_pnl, open1, float(floor), self.clipped, self.orders.book, float(band),
-            self.orders.ttl, ex.fill_inputs(t), ex.rates(t, marketable=not ex.limit),
-            new_units, filled, price, costs, equity_open,
-        )  # fmt: skip
-        fee, spread, slippage, impact, total, notional = costs
-        pf.units = new_units
-        self.equity_open = equity_open
-        return Fills(filled, price, fee, spread, slippage, impact, total, notional)
+        return Fills(filled, price, *costs)
 
     def protect(self, t: np.ndarray, pf: Portfolio) -> Fills | None:
         """Stops and targets hit during bar t+1 (stage 5); None when no profile uses them.

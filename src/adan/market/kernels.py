@@ -16,6 +16,15 @@ from numba import njit
 
 
 @njit(cache=True)
+def _equity_at_open(i, units, open1, cash, floor):  # noqa: ANN001, ANN202
+    """Env ``i``'s equity at the open: cash + the book at ``open1``, never below ``floor``."""
+    value = units[i, 0] * open1[i, 0]
+    for j in range(1, units.shape[1]):
+        value += units[i, j] * open1[i, j]
+    return _maximum(cash[i] + value, floor)
+
+
+@njit(cache=True)
 def fill_at_open(
     weights: np.ndarray,
     units: np.ndarray,
@@ -38,11 +47,7 @@ def fill_at_open(
     it (a ``clipped`` env always trades). ``rates`` and ``costs``: see `fill_costs`."""
     n, a = weights.shape
     for i in range(n):
-        # equity at the open: cash + the book at the open, never below the ruin floor
-        value = units[i, 0] * open1[i, 0]
-        for j in range(1, a):
-            value += units[i, j] * open1[i, j]
-        eq = max(cash[i] + value, floor)
+        eq = _equity_at_open(i, units, open1, cash, floor)
         equity_open[i] = eq
         for j in range(a):
             price = open1[i, j]
@@ -510,10 +515,7 @@ def fill_orders(
     has_cap = most.shape[0] > 0
     n, a = weights.shape
     for i in range(n):
-        value = units[i, 0] * open1[i, 0]
-        for j in range(1, a):
-            value += units[i, j] * open1[i, j]
-        eq = _maximum(cash[i] + value, floor)
+        eq = _equity_at_open(i, units, open1, cash, floor)
         equity_open[i] = eq
         for j in range(a):
             p, u, w = open1[i, j], units[i, j], weights[i, j]

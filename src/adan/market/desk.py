@@ -109,7 +109,7 @@ class TradingDesk:
         )
         self.orders = None
         if ex.partial_fills:
-            self.orders = WorkingOrders(num_envs, data.num_assets, ex.ttl, ex.rebalance_band)
+            self.orders = WorkingOrders(num_envs, data.num_assets, ex.ttl)
         self.smoothing = float(trading.action_smoothing)
         self.smoothed = np.zeros((num_envs, data.num_assets)) if self.smoothing > 0 else None
         self.clipped = np.zeros(num_envs, dtype=bool)  # a risk rule acted this step

@@ -238,13 +238,13 @@ class WorkingOrders:
     outlives its bar, so this is the foundation's rebalance-every-bar behaviour.
 
     The no-trade band keeps a policy whose target jitters by a few percent every bar from
-    paying the spread on every jitter; with ``band=0`` every change is traded.
+    paying the spread on every jitter; with ``rebalance_band=0`` every change is traded.
     """
 
     IDLE, WORKING, EXPIRED = kernels.IDLE, kernels.WORKING, kernels.EXPIRED
 
-    def __init__(self, num_envs: int, num_assets: int, ttl: int, band: float) -> None:
-        self.ttl, self.band = int(ttl), float(band)
+    def __init__(self, num_envs: int, num_assets: int, ttl: int) -> None:
+        self.ttl = int(ttl)
         shape = (num_envs, num_assets)
         self.target = np.zeros(shape)
         self.weight = np.zeros(shape)

@@ -1,3 +1,6 @@
+from functools import partial
+
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,7 @@ from adan.evaluation.evaluator import TradingEvaluator
 from adan.evaluation.metrics import performance
 from adan.market import TradingConfig
 from adan.market.spec import MarketSpec
+from adan.models import ActorCritic, CustomCNN
 from tests.market.markets import EVERY_BAR, make_market, random_walk
 
 
@@ -21,6 +25,9 @@ class ConstantPolicy(torch.nn.Module):
     def forward(self, obs, deterministic=False):
         n = obs["market"].shape[0]
         return self.w.expand(n, -1), None, None
+
+    def act(self, obs):
+        return self(obs)[0]
 
     def to_env_action(self, action):
         return action.numpy()
@@ -150,3 +157,37 @@ def test_a_backtest_is_not_cut_short_by_the_ruin_threshold():
         == 60 - 4
     )
     assert res.equity[-1, 0] < 0.2 * 10_000
+
+
+def test_policy_actor_runs_the_actor_alone_on_the_native_convolution_for_few_rows():
+    space = gym.spaces.Dict(
+        {
+            "market": gym.spaces.Box(-10, 10, (32, 2, 9), np.float32),
+            "portfolio": gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+        }
+    )
+    torch.manual_seed(0)
+    cnn = partial(CustomCNN, channels=[16, 32], kernel_sizes=[5, 3])
+    policy = ActorCritic(space, gym.spaces.Box(-1, 1, (2,), np.float32), cnn).eval()
+    seen = []  # oneDNN enabled, at each actor call
+    critic_calls = []
+    policy.value_head.register_forward_hook(lambda *_: critic_calls.append(1))
+    act = policy.act
+
+    def recording_act(obs):
+        seen.append(torch.backends.mkldnn.enabled)
+        return act(obs)
+
+    policy.act = recording_act
+    rng = np.random.default_rng(1)
+    for rows in (4, 16):
+        obs = {
+            "market": rng.normal(size=(rows, 32, 2, 9)).astype(np.float32),
+            "portfolio": rng.normal(size=(rows, 4)).astype(np.float32),
+        }
+        actions = PolicyActor(policy)(obs, np.zeros(rows, dtype=np.int64))
+        with torch.no_grad():
+            mode, _, _ = policy({k: torch.as_tensor(v) for k, v in obs.items()}, True)
+        np.testing.assert_allclose(actions, np.clip(mode.numpy(), -1, 1), rtol=1e-5, atol=1e-6)
+    assert seen == [False, True]  # native convolution at 4 rows, oneDNN at 16
+    assert len(critic_calls) == 2  # only the two reference forward passes ran the critic

@@ -180,23 +180,10 @@ class PPO(pl.LightningModule):
         buf = self._buffer
         next_step = self.autoreset_mode == AutoresetMode.NEXT_STEP
         self.policy.train(False)
-        for step in range(hp.n_steps):
-            obs_t = obs_to_tensor(self._obs, self.device)
-            with small_batch_inference(self.num_envs, self.device):
-                action, log_prob, value = self.policy(obs_t)
-            env_action = self.policy.to_env_action(action)
-            if not np.isfinite(env_action).all():
-                self._diverged("the policy's actions", f"step {step} of the rollout")
-            obs, reward, terminated, truncated, info = self.env.step(env_action)
-            reward = np.asarray(reward, dtype=np.float32)
-            if not next_step and np.any(truncated & ~terminated):
-                reward = reward + hp.gamma * self._final_values(info, truncated & ~terminated)
-            valid = ~self._prev_done if next_step else None
-            buf.add(step, obs_t, action, log_prob, value, reward, terminated, truncated, valid)
-            self._record_episodes(info)
-            self._record_reward_components(info, valid)
-            self._obs = obs
-            self._prev_done = np.logical_or(terminated, truncated)
+        # once per rollout: each switch of the convolution backend costs a few microseconds
+        with small_batch_inference(self.num_envs, self.device):
+            for step in range(hp.n_steps):
+                self._rollout_step(buf, step, next_step)
         # env.step calls × envs (autoreset steps included), summed over DDP processes
         world = self._trainer.world_size if self._trainer is not None else 1
         self.env_steps += self.batch_per_rollout * world
@@ -215,6 +202,24 @@ class PPO(pl.LightningModule):
         )
         self.policy.train(True)
         return buf
+
+    def _rollout_step(self, buf: RolloutBuffer, step: int, next_step: bool) -> None:
+        """Act in every env once and store the transition at ``step`` of the buffer."""
+        obs_t = obs_to_tensor(self._obs, self.device)
+        action, log_prob, value = self.policy(obs_t)
+        env_action = self.policy.to_env_action(action)
+        if not np.isfinite(env_action).all():
+            self._diverged("the policy's actions", f"step {step} of the rollout")
+        obs, reward, terminated, truncated, info = self.env.step(env_action)
+        reward = np.asarray(reward, dtype=np.float32)
+        if not next_step and np.any(truncated & ~terminated):
+            reward = reward + self.hparams.gamma * self._final_values(info, truncated & ~terminated)
+        valid = ~self._prev_done if next_step else None
+        buf.add(step, obs_t, action, log_prob, value, reward, terminated, truncated, valid)
+        self._record_episodes(info)
+        self._record_reward_components(info, valid)
+        self._obs = obs
+        self._prev_done = np.logical_or(terminated, truncated)
 
     def _final_values(self, info: dict, mask: np.ndarray) -> np.ndarray:
         """V(final observation) of envs truncated this step (same-step autoreset only)."""

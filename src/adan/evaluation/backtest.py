@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from adan.agents.inference import small_batch_inference
 from adan.agents.rollout import obs_to_tensor
 from adan.evaluation.metrics import performance
 from adan.evaluation.records import BacktestRecord
@@ -24,15 +25,16 @@ Actor = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]  # (obs, bar t
 
 
 class PolicyActor:
-    """A trained policy's deterministic (mode) action."""
+    """A trained policy's deterministic (mode) action: its ``act`` (the actor alone), on the
+    native convolution when the batch has a few rows (`adan.agents.inference`)."""
 
     def __init__(self, policy: torch.nn.Module) -> None:
         self.policy = policy
         self.device = next(policy.parameters()).device
 
     def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            action, _, _ = self.policy(obs_to_tensor(obs, self.device), deterministic=True)
+        with torch.no_grad(), small_batch_inference(len(t), self.device):
+            action = self.policy.act(obs_to_tensor(obs, self.device))
         return self.policy.to_env_action(action)
 
 

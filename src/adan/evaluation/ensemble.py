@@ -85,5 +85,9 @@ class ModelEnsemble(nn.Module):
         tied = (votes >= top - 1e-6).sum(dim=-1) > 1
         return torch.where(tied, flat, votes.argmax(dim=-1)), None, None
 
+    def act(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The combined action (the ensemble is deterministic: ``forward(obs)[0]``)."""
+        return self(obs)[0]
+
     def to_env_action(self, action: torch.Tensor) -> np.ndarray:
         return self.members[0].to_env_action(action)

@@ -107,5 +107,7 @@ def test_bad_config_value_fails_before_training_and_names_the_key(tmp_path):
 def test_bf16_mixed_precision_path_runs_on_cpu(tmp_path):
     """trainer=gpu's precision through Lightning's AMP plugin (gradient clipping included)."""
     out = tmp_path / "run"
-    run_train(out, "trainer.precision=bf16-mixed", "debug=fast", "~callbacks.progress_bar")
+    proc = run_train(out, "trainer.precision=bf16-mixed", "debug=fast", "~callbacks.progress_bar")
     assert json.loads((out / "summary.json").read_text())["env_steps"] == 2048
+    # without ADAN's bar there is no bar at all (not Lightning's "Epoch 3/3 ... 1/1" one)
+    assert "Epoch " not in proc.stdout + proc.stderr

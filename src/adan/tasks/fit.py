@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from adan.callbacks import GracefulShutdown, RunCheckpoint
@@ -111,8 +112,14 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     # One epoch is one PPO iteration; trainer.max_epochs may stop earlier (annealing schedules
     # still span agent.total_timesteps, so a stopped run resumes exactly where it left off).
     max_epochs = cfg.trainer.get("max_epochs") or module.num_updates
+    extra = {}
+    if "enable_progress_bar" not in cfg.trainer:
+        # callbacks.progress_bar=null means no bar, not Lightning's default (a bar of 1/1 per
+        # PPO iteration, redrawn by a thread ten times a second)
+        extra["enable_progress_bar"] = any(isinstance(c, ProgressBar) for c in callbacks)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
+        **extra,
         max_epochs=max_epochs,
         callbacks=callbacks,
         logger=loggers or False,

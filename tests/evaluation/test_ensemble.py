@@ -24,6 +24,9 @@ class Fixed(torch.nn.Module):
     def forward(self, obs, deterministic=False):
         return self.a.expand(obs["market"].shape[0], -1), None, None
 
+    def act(self, obs):
+        return self(obs)[0]
+
     def to_env_action(self, action):
         return action.numpy()
 

@@ -68,7 +68,7 @@ class ModelEnsemble(nn.Module):
     def forward(
         self, obs: dict[str, torch.Tensor], deterministic: bool = True
     ) -> tuple[torch.Tensor, None, None]:
-        actions = torch.stack([m(obs, deterministic=True)[0].float() for m in self.members])
+        actions = torch.stack([m.act(obs).float() for m in self.members])  # actors alone
         if self.kind == "gaussian":
             low = torch.as_tensor(self.action_space.low, dtype=actions.dtype)
             high = torch.as_tensor(self.action_space.high, dtype=actions.dtype)

@@ -191,3 +191,5 @@ def test_policy_actor_runs_the_actor_alone_on_the_native_convolution_for_few_row
         np.testing.assert_allclose(actions, np.clip(mode.numpy(), -1, 1), rtol=1e-5, atol=1e-6)
     assert seen == [False, True]  # native convolution at 4 rows, oneDNN at 16
     assert len(critic_calls) == 2  # only the two reference forward passes ran the critic
+    # trading live, the actor gets no bar index (trade.py): the same action
+    np.testing.assert_array_equal(PolicyActor(policy)(obs, None), actions)

@@ -32,8 +32,9 @@ class PolicyActor:
         self.policy = policy
         self.device = next(policy.parameters()).device
 
-    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
-        with torch.no_grad(), small_batch_inference(len(t), self.device):
+    def __call__(self, obs: dict[str, np.ndarray], t: np.ndarray | None) -> np.ndarray:
+        rows = len(obs["market"])  # t is None when trading live
+        with torch.no_grad(), small_batch_inference(rows, self.device):
             action = self.policy.act(obs_to_tensor(obs, self.device))
         return self.policy.to_env_action(action)
 

@@ -115,7 +115,7 @@ def fit(cfg: DictConfig, splits: dict | None = None) -> tuple[dict[str, Any], An
     extra = {}
     if "enable_progress_bar" not in cfg.trainer:
         # callbacks.progress_bar=null means no bar, not Lightning's default (a bar of 1/1 per
-        # PPO iteration, redrawn by a thread ten times a second)
+        # PPO iteration, redrawn by a thread up to 100 times a second)
         extra["enable_progress_bar"] = any(isinstance(c, ProgressBar) for c in callbacks)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,

@@ -55,6 +55,12 @@ def watcher(settings, applied, caplog):
     w.stop()
 
 
+def age(path, seconds: float) -> None:
+    """Backdate ``path``'s mtime, as if it were last written ``seconds`` ago."""
+    then = time.time_ns() - int(seconds * 1e9)
+    os.utime(path, ns=(then, then))
+
+
 def errors(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -185,8 +191,30 @@ def test_a_removed_file_keeps_the_settings_in_force(watcher, settings, applied, 
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "removed" in warnings[0].getMessage()
     settings.write_text("")
+    age(settings, 3)
     assert watcher.check()
     assert watcher.current == Risk()
+
+
+def test_a_file_truncated_for_a_rewrite_in_place_is_not_taken_for_an_empty_one(
+    watcher, settings, applied
+):
+    """`echo ... > file` truncates, then writes: a check between the two must not apply the
+    defaults for a bar. An empty file applies once it has stayed empty for 2 s."""
+    settings.write_text("max_leverage: 2\n")
+    assert watcher.check()
+    with settings.open("w"):  # the truncation ...
+        assert watcher.check() is False
+        assert watcher.check() is False
+    assert watcher.current == Risk(max_leverage=2.0)
+    settings.write_text("max_leverage: 3\n")  # ... and the write
+    assert watcher.check()
+    assert applied == [Risk(max_leverage=2.0), Risk(max_leverage=3.0)]
+    settings.write_text("")  # emptied on purpose: seen as such once it is old enough
+    assert watcher.check() is False
+    age(settings, 3)
+    assert watcher.check()
+    assert applied[-1] == Risk()
 
 
 def test_a_file_that_is_not_a_mapping_is_refused(watcher, settings, caplog):

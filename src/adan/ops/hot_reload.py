@@ -11,7 +11,10 @@ both seen.
 A missing file means "no overrides" (nothing applied, no error) unless ``required=True``. A
 file removed after it was applied leaves the settings in force as they are (a warning says
 so): a trading process does not fall back to other limits because a file disappeared for a
-moment. To return to the defaults, empty the file: an empty file is validated as ``{}``.
+moment. To return to the defaults, empty the file: an empty file is validated as ``{}``, once
+it is 2 s old. A file seen empty sooner after its last change is taken as being rewritten in
+place (``echo ... > file`` truncates, then writes) and looked at again on the next check, so
+a shell redirect never lets the defaults apply between its two steps.
 """
 
 from __future__ import annotations
@@ -98,10 +101,15 @@ class SettingsWatcher(Generic[T]):
                 return False
             if (after.st_ino, after.st_size, after.st_mtime_ns) != signature:
                 return False  # written to while read: the next check reads the finished file
-            self._signature = signature
             # a file modified within the timestamps' granularity of this read could change
             # again without its mtime moving: hash it on each check until it is older
-            self._settled = time.time_ns() - st.st_mtime_ns > _RACY_NS
+            fresh = time.time_ns() - st.st_mtime_ns <= _RACY_NS
+            if not data and fresh:
+                # most likely truncated by a rewrite in place (`echo ... > file`) whose write
+                # has not landed: the defaults must not trade for a bar in between
+                self._settled = False
+                return False
+            self._signature, self._settled = signature, not fresh
             digest = hashlib.sha256(data).hexdigest()
             if digest == self._digest:
                 return False  # touched, or rewritten with the same content: seen already
